@@ -1,0 +1,62 @@
+//! Connecting to NATS: retry with backoff until the server is there, then let
+//! async-nats reconnect on its own for the rest of the process's life.
+
+use crate::Config;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static CONNECTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process re-established its NATS connection.
+pub fn reconnects() -> u64 {
+    CONNECTS.load(Ordering::Relaxed).saturating_sub(1)
+}
+
+/// Connects, waiting as long as it takes; logs each failed attempt and why.
+pub async fn connect(config: &Config, name: &str) -> async_nats::Client {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match try_connect(config, name).await {
+            Ok(client) => {
+                CONNECTS.fetch_max(1, Ordering::Relaxed);
+                return client;
+            }
+            Err(err) => {
+                tracing::warn!(url = %config.nats_url, error = %err, retry_in = ?delay, "NATS not reachable");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn try_connect(config: &Config, name: &str) -> Result<async_nats::Client, async_nats::Error> {
+    let mut options = match &config.nats_creds {
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path).await?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    let client = options
+        .name(name)
+        .connection_timeout(Duration::from_secs(2))
+        // Never give up on a server that went away; back off instead.
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempt| {
+            Duration::from_millis((50u64 << attempt.min(6)).min(2_000))
+        })
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => {
+                    CONNECTS.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("NATS connected")
+                }
+                async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                other => tracing::info!(event = %other, "NATS event"),
+            }
+        })
+        .connect(config.nats_url.as_str())
+        .await?;
+    Ok(client)
+}

@@ -1,0 +1,147 @@
+//! The runtime every OMS binary stands on, written once: configuration,
+//! logging, connecting, the service protocol, schema validation, problems and
+//! the KV store. A handler binary's `main` hands one async function to [`run`].
+
+pub mod config;
+pub mod connect;
+pub mod contract;
+pub mod logging;
+pub mod problem;
+pub mod schema;
+pub mod service;
+pub mod store;
+pub mod time;
+
+pub use config::Config;
+pub use contract::Operation;
+pub use problem::{FieldError, Problem};
+pub use store::{Store, StoreError, Versioned, Write};
+
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+
+/// What a process shares across all its requests.
+pub struct App {
+    pub config: Config,
+    pub client: async_nats::Client,
+    pub store: Store,
+}
+
+/// What a handler gets with each request: the shared app, the operation's
+/// own state (built once at start by [`run_with`]) and who asked.
+pub struct Ctx<S = ()> {
+    pub app: Arc<App>,
+    pub state: Arc<S>,
+    pub request_id: String,
+    pub traceparent: Option<String>,
+}
+
+impl<S> std::ops::Deref for Ctx<S> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl<S> Ctx<S> {
+    /// Headers that carry this request's identity to a downstream call.
+    pub fn trace_headers(&self) -> async_nats::HeaderMap {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(service::REQUEST_ID, self.request_id.as_str());
+        if let Some(tp) = &self.traceparent {
+            headers.insert(service::TRACEPARENT, tp.as_str());
+        }
+        headers
+    }
+}
+
+/// Runs a request/reply operation: `fn main() { run(&OP, handle) }`.
+pub fn run<Req, Resp, F, Fut>(op: &'static Operation, handler: F)
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
+{
+    run_with(op, |_| (), handler)
+}
+
+/// Like [`run`], for an operation with state of its own (an index, a
+/// cache): `setup` builds it once, after connecting, before serving.
+pub fn run_with<S, Req, Resp, Setup, F, Fut>(op: &'static Operation, setup: Setup, handler: F)
+where
+    S: Send + Sync + 'static,
+    Setup: FnOnce(&Arc<App>) -> S,
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    F: Fn(Ctx<S>, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
+{
+    start(op.service, |app| {
+        let state = Arc::new(setup(&app));
+        service::serve(app, state, op, handler)
+    });
+}
+
+/// Runs a long-lived worker (a consumer, not a service) until shutdown.
+pub fn run_worker<F, Fut>(name: &'static str, worker: F)
+where
+    F: FnOnce(Arc<App>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    start(name, |app| async move {
+        tokio::select! {
+            _ = worker(app) => {}
+            _ = shutdown_signal() => tracing::info!("stopping"),
+        }
+    });
+}
+
+fn start<F, Fut>(name: &'static str, body: F)
+where
+    F: FnOnce(Arc<App>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let _logs = logging::init(name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let app = connect_app(name).await;
+        body(app).await;
+    });
+}
+
+/// Connects (retrying until NATS is there) and opens the bucket.
+pub async fn connect_app(name: &str) -> Arc<App> {
+    let config = Config::from_env();
+    let client = connect::connect(&config, name).await;
+    let mut delay = std::time::Duration::from_millis(100);
+    let store = loop {
+        match Store::open(client.clone(), &config).await {
+            Ok(store) => break store,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?delay, "bucket not ready");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    };
+    Arc::new(App {
+        config,
+        client,
+        store,
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,310 @@
+//! A thin, owned layer of the NATS service protocol (ADR-32, "micro").
+//!
+//! Owned rather than borrowed from async-nats' `service` module because the
+//! contract needs what that module cannot do (NATS-NOTES.md): error replies
+//! that carry both error headers *and* a problem body, errors counted in
+//! STATS, a discovery responder that survives a bad `$SRV` request, and a
+//! drain that finishes in-flight requests before the process leaves.
+
+use crate::contract::Operation;
+use crate::problem::Problem;
+use crate::schema::Schema;
+use crate::{time, App, Ctx};
+use async_nats::{HeaderMap, Message};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Requests one instance works on at once; more wait in the subscription.
+const MAX_IN_FLIGHT: u32 = 1024;
+
+pub const REQUEST_ID: &str = "X-Request-Id";
+pub const TRACEPARENT: &str = "traceparent";
+pub const ERROR_HEADER: &str = "Nats-Service-Error";
+pub const ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
+
+#[derive(Default)]
+struct Stats {
+    num_requests: u64,
+    num_errors: u64,
+    last_error: String,
+    processing_time: u128,
+}
+
+/// What discovery tells about this instance.
+struct Identity {
+    op: &'static Operation,
+    id: String,
+    version: &'static str,
+    started: String,
+    stats: Mutex<Stats>,
+}
+
+/// Serves `op` with `handler` until SIGTERM/SIGINT, then drains.
+pub async fn serve<S, Req, Resp, F, Fut>(
+    app: Arc<App>,
+    state: Arc<S>,
+    op: &'static Operation,
+    handler: F,
+) where
+    S: Send + Sync + 'static,
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    F: Fn(Ctx<S>, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
+{
+    let request_schema = Arc::new(Schema::compile(op.request_schema));
+    let identity = Arc::new(Identity {
+        op,
+        id: nuid::next().to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        started: time::now(),
+        stats: Mutex::default(),
+    });
+    let handler = Arc::new(handler);
+    let client = app.client.clone();
+
+    let mut endpoint = loop {
+        match client
+            .queue_subscribe(op.subject(), op.service.to_string())
+            .await
+        {
+            Ok(sub) => break sub,
+            Err(err) => {
+                tracing::warn!(error = %err, "subscribe failed, retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let mut discovery = discovery_subscriptions(&client, &identity).await;
+    tracing::info!(service = op.service, subject = %op.subject(), id = %identity.id, "serving");
+
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
+    let mut shutdown = std::pin::pin!(crate::shutdown_signal());
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            message = endpoint.next() => {
+                let Some(message) = message else { break };
+                let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
+                let (app, state, identity, schema, handler) =
+                    (app.clone(), state.clone(), identity.clone(), request_schema.clone(), handler.clone());
+                tokio::spawn(async move {
+                    handle(app, state, &identity, &schema, &*handler, message).await;
+                    drop(permit);
+                });
+            }
+            Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
+            _ = &mut shutdown, if !draining => {
+                // Unsubscribe, but keep reading what the server already routed
+                // to us until the drain's PONG closes the stream.
+                tracing::info!("draining");
+                draining = true;
+                if let Err(err) = endpoint.drain().await {
+                    tracing::warn!(error = %err, "drain failed");
+                    break;
+                }
+            }
+        }
+    }
+    let _ = in_flight.acquire_many(MAX_IN_FLIGHT).await;
+    let _ = client.flush().await;
+    tracing::info!("stopped");
+}
+
+async fn handle<S, Req, Resp, F, Fut>(
+    app: Arc<App>,
+    state: Arc<S>,
+    identity: &Identity,
+    schema: &Schema,
+    handler: &F,
+    message: Message,
+) where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    F: Fn(Ctx<S>, Req) -> Fut,
+    Fut: Future<Output = Result<Resp, Problem>>,
+{
+    let started = Instant::now();
+    let headers = message.headers.as_ref();
+    let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.to_string());
+    let request_id = header(REQUEST_ID).unwrap_or_else(|| nuid::next().to_string());
+    let traceparent = header(TRACEPARENT);
+    let span = tracing::info_span!("request", subject = %message.subject, request_id = %request_id, traceparent = traceparent.as_deref().unwrap_or(""));
+    let client = app.client.clone();
+    let ctx = Ctx {
+        app,
+        state,
+        request_id: request_id.clone(),
+        traceparent,
+    };
+    let result = async {
+        let request = parse::<Req>(schema, &message.payload)?;
+        let response = handler(ctx, request).await?;
+        serde_json::to_vec(&response).map_err(Problem::internal)
+    }
+    .instrument(span.clone())
+    .await;
+
+    let elapsed = started.elapsed();
+    let mut reply_headers = HeaderMap::new();
+    reply_headers.insert(REQUEST_ID, request_id.as_str());
+    let (status, body) = match result {
+        Ok(body) => (200, body),
+        Err(problem) => {
+            reply_headers.insert(ERROR_HEADER, problem.header_text().as_str());
+            reply_headers.insert(ERROR_CODE_HEADER, problem.status.to_string().as_str());
+            reply_headers.insert("Content-Type", "application/problem+json");
+            let body = serde_json::to_vec(&problem).unwrap_or_default();
+            let mut stats = identity.stats.lock().unwrap();
+            stats.num_errors += 1;
+            stats.last_error = format!("{}:{}", problem.status, problem.header_text());
+            (problem.status, body)
+        }
+    };
+    {
+        let mut stats = identity.stats.lock().unwrap();
+        stats.num_requests += 1;
+        stats.processing_time += elapsed.as_nanos();
+    }
+    let _enter = span.enter();
+    tracing::info!(status, micros = elapsed.as_micros() as u64, "handled");
+    if let Some(reply) = message.reply {
+        if let Err(err) = client
+            .publish_with_headers(reply, reply_headers, Bytes::from(body))
+            .await
+        {
+            tracing::warn!(error = %err, "reply failed");
+        }
+    }
+}
+
+/// Size check, JSON parse, schema check, typed parse: every way a request can
+/// be malformed ends here as a precise 4xx before any handler code runs.
+fn parse<Req: DeserializeOwned>(schema: &Schema, payload: &[u8]) -> Result<Req, Problem> {
+    if payload.len() > MAX_BODY {
+        return Err(Problem::too_large(MAX_BODY));
+    }
+    // An empty body is an empty object: `nats req inventory.list ''` lists.
+    let payload: &[u8] = if payload.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        payload
+    };
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|err| Problem::invalid_field("", format!("invalid JSON: {err}")))?;
+    schema
+        .check(&value)
+        .map_err(|errors| Problem::bad_request("the request does not match its schema", errors))?;
+    serde_json::from_value(value).map_err(|err| Problem::invalid_field("", err.to_string()))
+}
+
+async fn discovery_subscriptions(
+    client: &async_nats::Client,
+    identity: &Identity,
+) -> impl Stream<Item = Message> + Unpin {
+    let name = identity.op.service;
+    let mut subscriptions = Vec::new();
+    for verb in ["PING", "INFO", "STATS"] {
+        for subject in [
+            format!("$SRV.{verb}"),
+            format!("$SRV.{verb}.{name}"),
+            format!("$SRV.{verb}.{name}.{}", identity.id),
+        ] {
+            loop {
+                match client.subscribe(subject.clone()).await {
+                    Ok(sub) => break subscriptions.push(sub),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "discovery subscribe failed, retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    }
+    futures::stream::select_all(subscriptions)
+}
+
+/// Answers PING/INFO/STATS. A request without a reply subject is ignored, so
+/// a stray publish cannot take this instance out of discovery.
+async fn answer_discovery(client: &async_nats::Client, identity: &Identity, message: Message) {
+    let Some(reply) = message.reply else { return };
+    let verb = message.subject.split('.').nth(1).unwrap_or_default();
+    let body = match verb {
+        "PING" => ping(identity),
+        "INFO" => info(identity),
+        "STATS" => stats(identity),
+        _ => return,
+    };
+    if let Err(err) = client.publish(reply, body.to_string().into()).await {
+        tracing::warn!(error = %err, "discovery reply failed");
+    }
+}
+
+fn ping(identity: &Identity) -> Value {
+    json!({
+        "type": "io.nats.micro.v1.ping_response",
+        "name": identity.op.service,
+        "id": identity.id,
+        "version": identity.version,
+        "metadata": {},
+    })
+}
+
+fn info(identity: &Identity) -> Value {
+    let op = identity.op;
+    let mut metadata = json!({
+        "request_schema": op.request_schema,
+        "response_schema": op.response_schema,
+    });
+    if let Some(route) = op.route {
+        metadata["rest"] = json!(format!("{} {}", route.method, route.path));
+    }
+    json!({
+        "type": "io.nats.micro.v1.info_response",
+        "name": op.service,
+        "id": identity.id,
+        "version": identity.version,
+        "description": op.description,
+        "metadata": {},
+        "endpoints": [{
+            "name": op.endpoint,
+            "subject": op.subject(),
+            "queue_group": op.service,
+            "metadata": metadata,
+        }],
+    })
+}
+
+fn stats(identity: &Identity) -> Value {
+    let op = identity.op;
+    let stats = identity.stats.lock().unwrap();
+    let average = stats.processing_time / u128::from(stats.num_requests.max(1));
+    json!({
+        "type": "io.nats.micro.v1.stats_response",
+        "name": op.service,
+        "id": identity.id,
+        "version": identity.version,
+        "metadata": {},
+        "started": identity.started,
+        "endpoints": [{
+            "name": op.endpoint,
+            "subject": op.subject(),
+            "queue_group": op.service,
+            "num_requests": stats.num_requests,
+            "num_errors": stats.num_errors,
+            "last_error": stats.last_error,
+            "processing_time": stats.processing_time as u64,
+            "average_processing_time": average as u64,
+        }],
+    })
+}

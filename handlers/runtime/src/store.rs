@@ -1,0 +1,307 @@
+//! The one shared JetStream KV bucket (DESIGN §4) and the only ways to write it.
+//!
+//! Every write carries `Nats-Expected-Last-Subject-Sequence`: a single key
+//! is a compare-and-set ([`Store::apply`] with one [`Write`]), several keys
+//! are one atomic batch that either moves every key or none. There is no
+//! blind `put`, so no read-modify-write can lose an update.
+
+use crate::problem::Problem;
+use crate::Config;
+use async_nats::header::{self, HeaderMap};
+use async_nats::jetstream::{self, context::PublishErrorKind, kv};
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Serialize};
+use std::time::Duration;
+
+/// History per key: an order has at most four revisions, so none is purged
+/// before change-data-capture has read it.
+const HISTORY: i64 = 5;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// Some key's revision was not the expected one: re-read and retry.
+    Conflict,
+    /// NATS or JetStream did not do what was asked.
+    Unavailable(String),
+}
+
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Problem {
+        match err {
+            StoreError::Conflict => Problem::conflict(
+                "concurrent-update",
+                "a concurrent update won; read again and retry",
+            ),
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "store unavailable");
+                Problem::unavailable("the store is unavailable")
+            }
+        }
+    }
+}
+
+/// A value with the revision it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub revision: u64,
+}
+
+/// One key's change inside [`Store::apply`].
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub key: String,
+    pub value: Bytes,
+    /// The key's current revision; 0 means it must not exist.
+    pub expected: u64,
+    /// Per-message TTL: the key expires (leaving a delete marker) after it.
+    pub ttl: Option<Duration>,
+}
+
+impl Write {
+    pub fn json(key: impl Into<String>, value: &impl Serialize, expected: u64) -> Self {
+        Write {
+            key: key.into(),
+            value: serde_json::to_vec(value).expect("values serialize").into(),
+            expected,
+            ttl: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    kv: kv::Store,
+    subject_prefix: String,
+    pub bucket: String,
+}
+
+impl Store {
+    /// Opens the bucket, creating it or bringing its settings up to date;
+    /// safe to run from any number of processes at once.
+    pub async fn open(client: async_nats::Client, config: &Config) -> Result<Store, String> {
+        let js = jetstream::new(client.clone());
+        let bucket = config.bucket.clone();
+        let kv = match js.get_key_value(&bucket).await {
+            Ok(kv) => kv,
+            Err(_) => {
+                let created = js
+                    .create_key_value(kv::Config {
+                        bucket: bucket.clone(),
+                        history: HISTORY,
+                        storage: jetstream::stream::StorageType::File,
+                        limit_markers: Some(Duration::from_secs(1)),
+                        ..Default::default()
+                    })
+                    .await;
+                match created {
+                    Ok(kv) => kv,
+                    // Another process won the race to create it.
+                    Err(_) => js.get_key_value(&bucket).await.map_err(|e| e.to_string())?,
+                }
+            }
+        };
+        let stream_name = format!("KV_{bucket}");
+        let mut stream = js.get_stream(&stream_name).await.map_err(|e| e.to_string())?;
+        let mut wanted = stream.info().await.map_err(|e| e.to_string())?.config.clone();
+        let current = wanted.clone();
+        wanted.allow_atomic_publish = true;
+        wanted.allow_message_ttl = true;
+        wanted.subject_delete_marker_ttl = wanted
+            .subject_delete_marker_ttl
+            .or(Some(Duration::from_secs(1)));
+        wanted.max_messages_per_subject = wanted.max_messages_per_subject.max(HISTORY);
+        if wanted.allow_atomic_publish != current.allow_atomic_publish
+            || wanted.allow_message_ttl != current.allow_message_ttl
+            || wanted.subject_delete_marker_ttl != current.subject_delete_marker_ttl
+            || wanted.max_messages_per_subject != current.max_messages_per_subject
+        {
+            js.update_stream(wanted).await.map_err(|e| e.to_string())?;
+        }
+        Ok(Store {
+            client,
+            subject_prefix: format!("$KV.{bucket}."),
+            js,
+            kv,
+            bucket,
+        })
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn kv(&self) -> &kv::Store {
+        &self.kv
+    }
+
+    /// Calls `apply` with every current value of the keys matching `pattern`,
+    /// then with every change, for ever. The watch is re-created from the
+    /// last revision seen whenever it ends or fails (e.g. across a server
+    /// restart), with backoff, so nothing is skipped and nothing loops hot.
+    pub async fn follow(&self, pattern: &str, mut apply: impl FnMut(kv::Entry)) {
+        let mut last_revision = 0u64;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let watch = if last_revision == 0 {
+                self.kv.watch_with_history(pattern).await
+            } else {
+                self.kv.watch_from_revision(pattern, last_revision + 1).await
+            };
+            match watch {
+                Ok(mut watch) => {
+                    use futures::StreamExt;
+                    while let Some(entry) = watch.next().await {
+                        match entry {
+                            Ok(entry) => {
+                                last_revision = last_revision.max(entry.revision);
+                                delay = Duration::from_millis(100);
+                                apply(entry);
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, pattern, "watch failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, pattern, "watch not created"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// The bucket's stream name, for consumers that follow it.
+    pub fn stream_name(&self) -> String {
+        format!("KV_{}", self.bucket)
+    }
+
+    /// The current value, or `None` when the key is absent or deleted. A
+    /// deleted key still has a revision: `revision_of` tells it.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, Problem> {
+        match self.entry(key).await? {
+            Some((bytes, revision)) => {
+                let value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Problem::internal(format!("stored {key} is not valid: {e}")))?;
+                Ok(Some(Versioned { value, revision }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The raw value and revision of a live key.
+    pub async fn entry(&self, key: &str) -> Result<Option<(Bytes, u64)>, StoreError> {
+        match self.kv.entry(key).await {
+            Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                Ok(Some((entry.value, entry.revision)))
+            }
+            Ok(_) => Ok(None),
+            Err(err) => Err(StoreError::Unavailable(err.to_string())),
+        }
+    }
+
+    /// Revision of the key's last message, deletes included (0 if none):
+    /// what a write that expects the key absent must name after a delete.
+    pub async fn revision_of(&self, key: &str) -> Result<u64, StoreError> {
+        match self.kv.entry(key).await {
+            Ok(Some(entry)) => Ok(entry.revision),
+            Ok(None) => Ok(0),
+            Err(err) => Err(StoreError::Unavailable(err.to_string())),
+        }
+    }
+
+    /// Applies every write or none. Returns the revision of the last one.
+    ///
+    /// One write is a plain compare-and-set publish. Several are a JetStream
+    /// atomic batch: the server checks every expected revision at commit, so
+    /// either all keys move or `Conflict` comes back and nothing changed.
+    pub async fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
+        let batch_id = (writes.len() > 1).then(|| nuid::next().to_string());
+        let last = writes.len().checked_sub(1).ok_or(StoreError::Conflict)?;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            for (i, write) in writes.iter().enumerate() {
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                    write.expected.to_string().as_str(),
+                );
+                if let Some(ttl) = write.ttl {
+                    headers.insert(header::NATS_MESSAGE_TTL, format!("{}s", ttl.as_secs().max(1)).as_str());
+                }
+                if let Some(id) = &batch_id {
+                    headers.insert(header::NATS_BATCH_ID, id.as_str());
+                    headers.insert(header::NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
+                    if i == last {
+                        headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+                    }
+                }
+                let subject = format!("{}{}", self.subject_prefix, write.key);
+                if i < last {
+                    // Staged by the server; checked at commit.
+                    self.client
+                        .publish_with_headers(subject, headers, write.value.clone())
+                        .await
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    continue;
+                }
+                let ack = self
+                    .js
+                    .publish_with_headers(subject, headers, write.value.clone())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                    .await;
+                match ack {
+                    Ok(ack) => return Ok(ack.sequence),
+                    Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
+                        return Err(StoreError::Conflict)
+                    }
+                    Err(err) if is_conflict(&err.to_string()) => return Err(StoreError::Conflict),
+                    // Too many open batches on the stream (10210): back off.
+                    Err(err) if err.to_string().contains("10210") && backoff < Duration::from_secs(2) => {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                        break;
+                    }
+                    Err(err) => return Err(StoreError::Unavailable(err.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Read, change, compare-and-set, and again on conflict: the single-key
+    /// update every handler uses. `change` sees the current value (or None)
+    /// and returns the new one, or a problem that ends the attempt.
+    pub async fn modify<T, F>(&self, key: &str, mut change: F) -> Result<Versioned<T>, Problem>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Result<T, Problem>,
+    {
+        for attempt in 0u32.. {
+            let current = self.get::<T>(key).await?;
+            let expected = match &current {
+                Some(v) => v.revision,
+                None => self.revision_of(key).await?,
+            };
+            let value = change(current.map(|v| v.value))?;
+            match self.apply(&[Write::json(key, &value, expected)]).await {
+                Ok(revision) => return Ok(Versioned { value, revision }),
+                Err(StoreError::Conflict) if attempt < 1000 => {
+                    if attempt > 2 {
+                        tokio::time::sleep(Duration::from_micros(50 * u64::from(attempt.min(40)))).await;
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+/// The server's "wrong last sequence" (10071), or the replicated variant 10164.
+fn is_conflict(text: &str) -> bool {
+    text.contains("10071") || text.contains("10164") || text.contains("wrong last sequence")
+}

@@ -1,0 +1,92 @@
+//! `inventory.add-stock`: adds units to a product (creating it on first use)
+//! and sets its price. With a `requestId`, a retry is applied once: the
+//! product change and the request's record are written in one atomic batch.
+
+use oms_handlers::model::{product_key, stock_request_key, Product};
+use oms_handlers::{contract, money::Cents, run, Ctx, Problem, Write};
+use oms_runtime::time;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long a `requestId` is remembered.
+const REQUEST_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AddStock {
+    product_id: String,
+    quantity: u64,
+    price: Cents,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+/// What a `requestId` remembers: the request, and the answer it got.
+#[derive(Serialize, Deserialize)]
+struct Applied {
+    request: AddStock,
+    product: Product,
+}
+
+fn main() {
+    run(&contract::INVENTORY_ADD_STOCK, add_stock)
+}
+
+async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
+    let key = product_key(&req.product_id);
+    let Some(request_id) = &req.request_id else {
+        let product = ctx.store.modify(&key, |current| Ok(added(current, &req))).await?;
+        return Ok(product.value);
+    };
+    let record_key = stock_request_key(request_id);
+    loop {
+        if let Some(seen) = ctx.store.get::<Applied>(&record_key).await? {
+            return if seen.value.request == req {
+                Ok(seen.value.product)
+            } else {
+                Err(Problem::unprocessable(
+                    "request-id-reused",
+                    format!("requestId {request_id} was used for a different request"),
+                ))
+            };
+        }
+        let current = ctx.store.get::<Product>(&key).await?;
+        let expected = match &current {
+            Some(p) => p.revision,
+            None => ctx.store.revision_of(&key).await?,
+        };
+        let product = added(current.map(|p| p.value), &req);
+        let record = Applied {
+            request: req.clone(),
+            product: product.clone(),
+        };
+        let mut remember = Write::json(&record_key, &record, ctx.store.revision_of(&record_key).await?);
+        remember.ttl = Some(REQUEST_TTL);
+        match ctx.store.apply(&[Write::json(&key, &product, expected), remember]).await {
+            Ok(_) => return Ok(product),
+            // Someone changed the product, or the same request won first: look again.
+            Err(oms_runtime::StoreError::Conflict) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+fn added(current: Option<Product>, req: &AddStock) -> Product {
+    let now = time::now();
+    match current {
+        Some(product) => Product {
+            quantity: product.quantity + req.quantity,
+            price: req.price,
+            updated_at: now,
+            ..product
+        },
+        None => Product {
+            product_id: req.product_id.clone(),
+            quantity: req.quantity,
+            reserved: 0,
+            price: req.price,
+            created_at: now.clone(),
+            updated_at: now,
+        },
+    }
+}

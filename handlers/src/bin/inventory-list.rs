@@ -1,0 +1,33 @@
+//! `inventory.list`: products in productId order, `limit` at a time, from
+//! this instance's local index (see `read_model`). `nextCursor` is the last
+//! productId of the page; pass it as `cursor` for the next one.
+
+use oms_handlers::model::Product;
+use oms_handlers::read_model::Mirror;
+use oms_handlers::{contract, run_with, Ctx, Problem};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct List {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<Product>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+fn main() {
+    let products = |app: &std::sync::Arc<oms_runtime::App>| Mirror::follow(app.store.clone(), "product");
+    run_with(&contract::INVENTORY_LIST, products, list)
+}
+
+async fn list(ctx: Ctx<Mirror>, req: List) -> Result<Page, Problem> {
+    let (items, next_cursor) = ctx.state.page(req.cursor.as_deref(), req.limit.unwrap_or(100))?;
+    Ok(Page { items, next_cursor })
+}

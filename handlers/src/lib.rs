@@ -1,0 +1,9 @@
+//! The OMS domain shared by the handler binaries in `src/bin/`: each of those
+//! files is one operation's whole logic; this library holds what several of
+//! them need (the stored shapes, money, the status machine).
+
+pub mod money;
+pub mod model;
+pub mod read_model;
+
+pub use oms_runtime::{contract, run, run_with, run_worker, Ctx, Problem, Versioned, Write};

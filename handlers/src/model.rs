@@ -1,0 +1,110 @@
+//! What is stored in the `oms` bucket, and under which key (DESIGN §3–§4).
+//! The stored JSON is the API shape, so `nats kv get oms product.X` reads
+//! like a REST response.
+
+use crate::money::Cents;
+use oms_runtime::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+
+pub fn product_key(product_id: &str) -> String {
+    format!("product.{product_id}")
+}
+pub fn order_key(order_id: &str) -> String {
+    format!("order.{order_id}")
+}
+pub fn reservation_key(order_id: &str) -> String {
+    format!("reservation.{order_id}")
+}
+/// Exists, with a per-message TTL, while a reservation waits for its order.
+pub fn hold_key(order_id: &str) -> String {
+    format!("hold.{order_id}")
+}
+/// Remembers an `add-stock` `requestId` so a retry is applied once.
+pub fn stock_request_key(request_id: &str) -> String {
+    format!("request.add-stock.{request_id}")
+}
+/// Remembers an `orders.create` `idempotencyKey`.
+pub fn order_request_key(key: &str) -> String {
+    format!("request.orders-create.{key}")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    pub product_id: String,
+    /// Available to sell.
+    pub quantity: u64,
+    /// Held by open orders.
+    pub reserved: u64,
+    pub price: Cents,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A line of a request: what and how many.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Item {
+    pub product_id: String,
+    pub quantity: u64,
+}
+
+/// A line of an order or reservation: with the unit price it was sold at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PricedItem {
+    pub product_id: String,
+    pub quantity: u64,
+    pub price: Cents,
+}
+
+/// `items` must name each product once: the schema cannot say it.
+pub fn check_distinct(items: &[Item]) -> Result<(), Problem> {
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].iter().any(|earlier| earlier.product_id == item.product_id) {
+            errors.push(FieldError {
+                pointer: format!("/items/{i}/productId"),
+                message: format!("{} appears more than once", item.product_id),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::bad_request("items must name distinct products", errors))
+    }
+}
+
+pub fn total(items: &[PricedItem]) -> Cents {
+    items.iter().map(|i| i.price.times(i.quantity)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str) -> Item {
+        Item {
+            product_id: id.into(),
+            quantity: 1,
+        }
+    }
+
+    #[test]
+    fn duplicate_product_ids_point_at_the_repeat() {
+        assert!(check_distinct(&[item("a"), item("b")]).is_ok());
+        let problem = check_distinct(&[item("a"), item("b"), item("a")]).unwrap_err();
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.errors[0].pointer, "/items/2/productId");
+    }
+
+    #[test]
+    fn total_is_exact() {
+        let items = [
+            PricedItem { product_id: "a".into(), quantity: 3, price: Cents(1999) },
+            PricedItem { product_id: "b".into(), quantity: 1, price: Cents(1) },
+        ];
+        assert_eq!(total(&items), Cents(5998));
+    }
+}
