@@ -1,0 +1,37 @@
+# OMS on NATS. `just up` runs everything, `just test` tests it.
+
+set shell := ["bash", "-cu"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what is missing, build, start nats-server + every handler + the gateway (Ctrl-C stops all).
+up: build
+    scripts/up.sh
+
+# Build every binary (release).
+build: tools
+    cargo build --release --workspace --bins
+
+# Run the whole test suite against real nats-servers on ephemeral ports.
+test: tools
+    cargo build --workspace --bins
+    PATH="{{justfile_directory()}}/.tools/bin:$PATH" cargo test --workspace -- --test-threads 4
+
+# Stop what `just up` started (when it runs in another terminal or was left behind).
+down:
+    scripts/down.sh
+
+# Start N more instances of one binary against the running stack, e.g. `just scale inventory-reserve 2`.
+scale binary n="1":
+    scripts/scale.sh {{binary}} {{n}}
+
+# Install pinned tools (nats-server 2.15.1) into .tools/bin when PATH lacks nats-server >= 2.12.
+tools:
+    scripts/install-tools.sh >/dev/null
+
+# Format, lint, and check for warnings.
+check:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings

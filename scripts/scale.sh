@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts N more instances of one binary against the stack of `just up`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$1; n=${2:-1}
+[ -x "$root/target/release/$bin" ] || { echo "no binary $bin (try: $(scripts/binaries.sh | tr '\n' ' '))"; exit 1; }
+if [ "$bin" = gateway ]; then user=oms-gateway; else user=oms-service; fi
+mkdir -p "$root/.run/logs"
+for i in $(seq "$n"); do
+  NATS_USER=$user NATS_PASSWORD=$user "$root/target/release/$bin" >> "$root/.run/logs/$bin.$i.log" 2>&1 &
+  echo $! >> "$root/.run/pids"
+  echo "started $bin (pid $!)"
+done

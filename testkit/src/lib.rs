@@ -1,0 +1,172 @@
+//! Test support: a real `nats-server` (JetStream, the project's own
+//! `nats-server.conf`) on ephemeral ports with a temp store, the real OMS
+//! binaries started against it, and a client that speaks to both the way
+//! the `nats` CLI does.
+
+mod process;
+mod server;
+
+pub use process::{binary, Proc};
+pub use server::NatsServer;
+
+use async_nats::{Client, HeaderMap};
+use futures::StreamExt;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A reply as a caller sees it: the error code header (200 when absent),
+/// the JSON body and the headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: HeaderMap,
+}
+
+impl Reply {
+    /// JSON Pointers named by a problem body's `errors`.
+    pub fn pointers(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["pointer"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Sends raw bytes to `subject` and waits (10 s) for the reply.
+pub async fn request_raw(client: &Client, subject: &str, payload: impl Into<bytes::Bytes>) -> Reply {
+    let message = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(subject.to_string(), payload.into()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no reply from {subject} in 10 s"))
+    .unwrap_or_else(|e| panic!("request to {subject} failed: {e}"));
+    let headers = message.headers.clone().unwrap_or_default();
+    let status = headers
+        .get("Nats-Service-Error-Code")
+        .map(|v| v.as_str().parse().expect("numeric error code"))
+        .unwrap_or(200);
+    let body = if message.payload.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&message.payload).expect("reply body is JSON")
+    };
+    Reply {
+        status,
+        body,
+        headers,
+    }
+}
+
+/// Sends a JSON request to `subject`.
+pub async fn request(client: &Client, subject: &str, body: &Value) -> Reply {
+    request_raw(client, subject, body.to_string()).await
+}
+
+/// Publishes a discovery request (`$SRV.PING`, `$SRV.INFO.name`, ...) with
+/// an inbox and collects every reply until 300 ms pass without one, as the
+/// `nats micro` commands do.
+pub async fn discover(client: &Client, subject: &str) -> Vec<Value> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.expect("subscribe");
+    client
+        .publish_with_reply(subject.to_string(), inbox, bytes::Bytes::new())
+        .await
+        .expect("publish");
+    let mut found = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), replies.next()).await {
+        // A "no responders" status arrives when nothing is subscribed yet.
+        if message.status.is_some() || message.payload.is_empty() {
+            continue;
+        }
+        found.push(serde_json::from_slice(&message.payload).expect("discovery reply is JSON"));
+    }
+    found
+}
+
+/// Waits until `instances` instances of `service` answer `$SRV.PING.service`.
+pub async fn wait_for_service(client: &Client, service: &str, instances: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = discover(client, &format!("$SRV.PING.{service}")).await.len();
+        if found >= instances {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{service}: {found} of {instances} instances after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `check` until it returns true, or panics with `what` after `secs`.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A nats-server with OMS binaries running against it.
+pub struct Stack {
+    pub server: NatsServer,
+    pub client: Client,
+    pub procs: Vec<Proc>,
+    /// Extra environment for every binary started (e.g. `OMS_HOLD_TTL`).
+    pub env: Vec<(String, String)>,
+}
+
+impl Stack {
+    /// Starts a server and one instance of each service named, and waits
+    /// until every one answers `$SRV.PING`.
+    pub async fn start(services: &[&str]) -> Stack {
+        Stack::start_with_env(services, &[]).await
+    }
+
+    pub async fn start_with_env(services: &[&str], env: &[(&str, &str)]) -> Stack {
+        let server = NatsServer::start().await;
+        let client = server.client().await;
+        let mut stack = Stack {
+            server,
+            client,
+            procs: Vec::new(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        for service in services {
+            stack.spawn(service);
+        }
+        for service in services {
+            let count = services.iter().filter(|s| *s == service).count();
+            stack.wait_for(service, count).await;
+        }
+        stack
+    }
+
+    /// Starts one more instance of a binary; returns its index in `procs`.
+    pub fn spawn(&mut self, binary: &str) -> usize {
+        let mut env = self.server.service_env();
+        env.extend(self.env.iter().cloned());
+        self.procs.push(Proc::start(binary, &env));
+        self.procs.len() - 1
+    }
+
+    pub async fn wait_for(&self, service: &str, instances: usize) {
+        wait_for_service(&self.client, service, instances).await;
+    }
+
+    pub async fn request(&self, subject: &str, body: &Value) -> Reply {
+        request(&self.client, subject, body).await
+    }
+}
