@@ -5,5 +5,7 @@
 pub mod money;
 pub mod model;
 pub mod read_model;
+pub mod settle;
+pub mod status;
 
 pub use oms_runtime::{contract, run, run_with, run_worker, Ctx, Problem, Versioned, Write};

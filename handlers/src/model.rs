@@ -108,3 +108,52 @@ mod tests {
         assert_eq!(total(&items), Cents(5998));
     }
 }
+
+/// Where a reservation is in its life. HELD waits for its order; the order
+/// write moves it to ORDERED; completion or cancellation settles it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReservationState {
+    Held,
+    Ordered,
+    Committed,
+    Released,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    pub order_id: String,
+    pub items: Vec<PricedItem>,
+    pub total_amount: Cents,
+    pub state: ReservationState,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Reservation {
+    /// Same products and quantities, in any order: the test of a replay.
+    pub fn holds_same(&self, items: &[Item]) -> bool {
+        let mut held: Vec<_> = self.items.iter().map(|i| (&i.product_id, i.quantity)).collect();
+        let mut asked: Vec<_> = items.iter().map(|i| (&i.product_id, i.quantity)).collect();
+        held.sort();
+        asked.sort();
+        held == asked
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub customer_id: String,
+    pub items: Vec<PricedItem>,
+    pub status: crate::status::Status,
+    /// The status before the last change: lets change-data-capture tell a
+    /// creation from an update without reading history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<crate::status::Status>,
+    pub total_amount: Cents,
+    pub created_at: String,
+    pub updated_at: String,
+}

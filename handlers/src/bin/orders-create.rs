@@ -1,0 +1,173 @@
+//! `orders.create`: reserves stock through `inventory.reserve`, then stores
+//! the order PENDING with the reserved unit prices and an exact total.
+//!
+//! The order write and the reservation's move from HELD to ORDERED are one
+//! atomic batch, compare-and-set on the reservation: if the hold expired and
+//! released the stock first, the order is not stored (409), and if the order
+//! is stored, no expiry can release its stock. An `idempotencyKey` fixes the
+//! order id, so a retry reserves nothing new and returns the same order.
+
+use oms_handlers::model::{check_distinct, order_key, order_request_key, reservation_key, Item, Order};
+use oms_handlers::model::{Reservation, ReservationState};
+use oms_handlers::status::Status;
+use oms_handlers::{contract, run, Ctx, Problem, Write};
+use oms_runtime::{time, StoreError};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long an `idempotencyKey` is remembered.
+const KEY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The reserve call: 5 s per attempt, 3 attempts, retried only when nothing
+/// answered (safe: reserve is idempotent on orderId).
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+const RESERVE_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Create {
+    customer_id: String,
+    items: Vec<Item>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+}
+
+/// What an idempotency key remembers: the request and the order id it got.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyRecord {
+    request: Create,
+    order_id: String,
+}
+
+fn main() {
+    run(&contract::ORDERS_CREATE, create)
+}
+
+async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
+    check_distinct(&req.items)?;
+    let order_id = match &req.idempotency_key {
+        Some(key) => claim_key(&ctx, key, &req).await?,
+        None => nuid::next().to_string(),
+    };
+    if let Some(order) = ctx.store.get::<Order>(&order_key(&order_id)).await? {
+        return Ok(order.value);
+    }
+    let reservation = reserve(&ctx, &order_id, &req.items).await?;
+    if reservation.state != ReservationState::Held {
+        return Err(expired(&order_id));
+    }
+    let reservation_key = reservation_key(&order_id);
+    loop {
+        let Some(held) = ctx.store.get::<Reservation>(&reservation_key).await? else {
+            return Err(Problem::internal(format!("reservation {order_id} vanished")));
+        };
+        if let Some(order) = ctx.store.get::<Order>(&order_key(&order_id)).await? {
+            return Ok(order.value); // a concurrent retry stored it first
+        }
+        if held.value.state != ReservationState::Held {
+            return Err(expired(&order_id));
+        }
+        let now = time::now();
+        let order = Order {
+            id: order_id.clone(),
+            customer_id: req.customer_id.clone(),
+            items: held.value.items.clone(),
+            status: Status::Pending,
+            previous_status: None,
+            total_amount: held.value.total_amount,
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        };
+        let ordered = Reservation {
+            state: ReservationState::Ordered,
+            updated_at: now,
+            ..held.value
+        };
+        let absent = ctx.store.revision_of(&order_key(&order_id)).await?;
+        let writes = [
+            Write::json(order_key(&order_id), &order, absent),
+            Write::json(&reservation_key, &ordered, held.revision),
+        ];
+        match ctx.store.apply(&writes).await {
+            Ok(_) => return Ok(order),
+            Err(StoreError::Conflict) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// The order id for an idempotency key: the one it already names, or a new
+/// one recorded now. The same key with another body is a 422.
+async fn claim_key(ctx: &Ctx, key: &str, req: &Create) -> Result<String, Problem> {
+    let record_key = order_request_key(key);
+    loop {
+        if let Some(seen) = ctx.store.get::<KeyRecord>(&record_key).await? {
+            return if seen.value.request == *req {
+                Ok(seen.value.order_id)
+            } else {
+                Err(Problem::unprocessable(
+                    "idempotency-key-reused",
+                    format!("idempotency key {key} was used for a different order"),
+                ))
+            };
+        }
+        let record = KeyRecord {
+            request: req.clone(),
+            order_id: nuid::next().to_string(),
+        };
+        let mut write = Write::json(&record_key, &record, ctx.store.revision_of(&record_key).await?);
+        write.ttl = Some(KEY_TTL);
+        match ctx.store.apply(&[write]).await {
+            Ok(_) => return Ok(record.order_id),
+            Err(StoreError::Conflict) => continue, // a concurrent retry recorded it: read it
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Request-reply to `inventory.reserve`, passing its problem through.
+async fn reserve(ctx: &Ctx, order_id: &str, items: &[Item]) -> Result<Reservation, Problem> {
+    let payload = serde_json::to_vec(&serde_json::json!({"orderId": order_id, "items": items}))
+        .map_err(Problem::internal)?;
+    let mut last = Problem::unavailable("inventory.reserve did not answer");
+    for attempt in 1..=RESERVE_ATTEMPTS {
+        let request = async_nats::Request::new()
+            .payload(payload.clone().into())
+            .headers(ctx.trace_headers())
+            .timeout(Some(RESERVE_TIMEOUT));
+        match ctx.client.send_request("inventory.reserve", request).await {
+            Ok(reply) => {
+                let code = reply
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(oms_runtime::service::ERROR_CODE_HEADER))
+                    .and_then(|v| v.as_str().parse::<u16>().ok());
+                return match code {
+                    None => serde_json::from_slice(&reply.payload).map_err(Problem::internal),
+                    Some(status) => Err(serde_json::from_slice::<Problem>(&reply.payload)
+                        .unwrap_or_else(|_| Problem::new(status, "reserve-failed", "Reserve failed", "inventory.reserve failed"))),
+                };
+            }
+            Err(err) => {
+                use async_nats::client::RequestErrorKind;
+                last = match err.kind() {
+                    RequestErrorKind::NoResponders => Problem::unavailable("no inventory-reserve instance is running"),
+                    RequestErrorKind::TimedOut => Problem::timeout("inventory.reserve did not answer in time"),
+                    _ => return Err(Problem::internal(err)),
+                };
+                tracing::warn!(attempt, error = %err, "inventory.reserve failed");
+                if err.kind() == RequestErrorKind::NoResponders {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+fn expired(order_id: &str) -> Problem {
+    Problem::conflict(
+        "reservation-expired",
+        format!("the hold on order {order_id}'s stock expired before the order was stored; try again"),
+    )
+}

@@ -1,0 +1,22 @@
+//! `orders.get`: one order, read from KV (always current).
+
+use oms_handlers::model::{order_key, Order};
+use oms_handlers::{contract, run, Ctx, Problem};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Get {
+    id: String,
+}
+
+fn main() {
+    run(&contract::ORDERS_GET, get)
+}
+
+async fn get(ctx: Ctx, req: Get) -> Result<Order, Problem> {
+    match ctx.store.get::<Order>(&order_key(&req.id)).await? {
+        Some(order) => Ok(order.value),
+        None => Err(Problem::not_found(format!("order {} not found", req.id))),
+    }
+}

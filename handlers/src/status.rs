@@ -1,0 +1,86 @@
+//! The order status machine (DESIGN §3), as one pure function.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Pending,
+    Confirmed,
+    Completed,
+    Cancelled,
+}
+
+/// What setting `to` on an order that is `from` means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Already there: a no-op that succeeds and writes nothing.
+    Same,
+    Allowed,
+    Illegal,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Pending, Status::Confirmed, Status::Completed, Status::Cancelled];
+
+    pub fn transition(self, to: Status) -> Transition {
+        use Status::*;
+        match (self, to) {
+            (from, to) if from == to => Transition::Same,
+            (Pending, Confirmed | Cancelled) | (Confirmed, Completed | Cancelled) => Transition::Allowed,
+            _ => Transition::Illegal,
+        }
+    }
+
+    /// PENDING and CONFIRMED orders hold stock.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Pending | Status::Confirmed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Confirmed => "CONFIRMED",
+            Status::Completed => "COMPLETED",
+            Status::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+    use super::*;
+
+    #[test]
+    fn every_pair_of_statuses() {
+        let allowed = [
+            (Pending, Confirmed),
+            (Pending, Cancelled),
+            (Confirmed, Completed),
+            (Confirmed, Cancelled),
+        ];
+        for from in Status::ALL {
+            for to in Status::ALL {
+                let want = if from == to {
+                    Transition::Same
+                } else if allowed.contains(&(from, to)) {
+                    Transition::Allowed
+                } else {
+                    Transition::Illegal
+                };
+                assert_eq!(from.transition(to), want, "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn final_statuses_are_final() {
+        for to in [Pending, Confirmed] {
+            assert_eq!(Completed.transition(to), Transition::Illegal);
+            assert_eq!(Cancelled.transition(to), Transition::Illegal);
+        }
+        assert!(Pending.is_open() && Confirmed.is_open());
+        assert!(!Completed.is_open() && !Cancelled.is_open());
+    }
+}
