@@ -6,7 +6,7 @@
 mod process;
 mod server;
 
-pub use process::{binary, Proc};
+pub use process::{binary, free_port, Proc};
 pub use server::NatsServer;
 
 use async_nats::{Client, HeaderMap};

@@ -1,0 +1,210 @@
+//! The REST gateway: every REST route of the contract is one NATS request
+//! to its operation's subject. It holds no state of its own, so any number
+//! of gateways can run side by side.
+//!
+//! A request goes: [`routes`] (which operation, which path parameters) ->
+//! [`forward`] (body checks in [`body`], payload in [`payload`], the NATS
+//! request) -> [`reply`] (NATS outcome to HTTP). Around that, [`Gateway::handle`]
+//! gives each request an id, a deadline, a log span and its metrics;
+//! [`server`] runs hyper with limits and graceful shutdown.
+
+pub mod body;
+pub mod endpoint;
+pub mod forward;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod payload;
+pub mod reply;
+pub mod respond;
+pub mod routes;
+pub mod server;
+pub mod url;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW};
+use hyper::{Request, Response, StatusCode};
+use oms_runtime::service::{REQUEST_ID, TRACEPARENT};
+use oms_runtime::{Config, Problem};
+use respond::Body;
+use routes::{Lookup, Table, Target};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// What every request shares.
+pub struct Gateway {
+    pub config: Config,
+    pub table: Table,
+    pub metrics: metrics::Metrics,
+    /// Set once the first connection to NATS is made; until then requests
+    /// that need NATS get a 503 while `/healthz` already answers.
+    nats: OnceLock<async_nats::Client>,
+    openapi: Bytes,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Arc<Gateway> {
+        let table = Table::from_contract();
+        let openapi = Bytes::from(serde_json::to_vec_pretty(&openapi::document(&table)).expect("openapi is JSON"));
+        Arc::new(Gateway {
+            config,
+            table,
+            metrics: metrics::Metrics::default(),
+            nats: OnceLock::new(),
+            openapi,
+        })
+    }
+
+    pub fn set_nats(&self, client: async_nats::Client) {
+        let _ = self.nats.set(client);
+    }
+
+    pub fn nats(&self) -> Option<&async_nats::Client> {
+        self.nats.get()
+    }
+
+    /// Longest a request may take in all: its body, then its NATS request.
+    /// Past it the client gets a 504 rather than waiting on.
+    pub fn deadline(&self) -> Duration {
+        body::BODY_TIMEOUT + self.config.request_timeout + Duration::from_secs(1)
+    }
+
+    /// Every request, whatever its route: id, deadline, metrics, log line.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let _in_flight = self.metrics.start();
+        let request_id = header(&request, REQUEST_ID)
+            .filter(|id| id.len() <= 128)
+            .map(str::to_string)
+            .unwrap_or_else(|| nuid::next().to_string());
+        let traceparent = header(&request, TRACEPARENT)
+            .filter(|tp| valid_traceparent(tp))
+            .map(str::to_string);
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+
+        let (label, mut response) = match self.table.find(&method, &path) {
+            Lookup::Found(route, params) => {
+                let trace = forward::Trace {
+                    request_id: &request_id,
+                    traceparent: traceparent.as_deref(),
+                };
+                let work = async {
+                    match &route.target {
+                        Target::Operation(endpoint) => {
+                            forward::forward(&self, endpoint, params, request, trace).await
+                        }
+                        Target::Health => health::healthz(),
+                        Target::Ready => health::readyz(&self).await,
+                        Target::Metrics => self.metrics_page(),
+                        Target::OpenApi => respond::json(StatusCode::OK, self.openapi.clone()),
+                    }
+                };
+                let response = match tokio::time::timeout(self.deadline(), work.instrument(span.clone())).await {
+                    Ok(response) => response,
+                    Err(_) => respond::problem(&Problem::timeout("the request did not complete in time")),
+                };
+                (route.path, response)
+            }
+            Lookup::MethodNotAllowed(allow) => {
+                let mut response = respond::problem(&respond::method_not_allowed(method.as_str(), &path));
+                let allow = allow.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(ALLOW, value);
+                }
+                ("unmatched", response)
+            }
+            Lookup::NotFound => (
+                "unmatched",
+                respond::problem(&respond::no_route(method.as_str(), &path)),
+            ),
+        };
+
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        self.metrics.observe(&method, label, status, elapsed);
+        span.in_scope(|| tracing::info!(status, micros = elapsed.as_micros() as u64, "answered"));
+        response
+    }
+
+    fn metrics_page(&self) -> Response<Body> {
+        let nats = metrics::Nats {
+            connected: self
+                .nats()
+                .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
+            reconnects: oms_runtime::connect::reconnects(),
+        };
+        respond::with_type(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.metrics.render(nats),
+        )
+    }
+}
+
+/// A header as text, when it is visible ASCII (what a NATS header may carry).
+fn header<'r>(request: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()))
+}
+
+/// W3C trace context: `version-traceid-parentid-flags` in lowercase hex
+/// (2-32-16-2). Anything else is dropped, as the spec asks of a receiver.
+fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    parts.len() >= 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+}
+
+/// Runs the gateway until SIGTERM/SIGINT: binds `GATEWAY_ADDR`, connects to
+/// NATS in the background (retrying), serves, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), std::io::Error> {
+    let listener = tokio::net::TcpListener::bind(&config.gateway_addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, routes = config_routes(), "gateway listening");
+    let gateway = Gateway::new(config);
+    let connecting = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let client = oms_runtime::connect::connect(&gateway.config, "gateway").await;
+            gateway.set_nats(client);
+        })
+    };
+    server::serve(listener, gateway.clone(), oms_runtime::shutdown_signal()).await;
+    connecting.abort();
+    if let Some(client) = gateway.nats() {
+        let _ = client.flush().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn config_routes() -> usize {
+    oms_runtime::contract::OPERATIONS.iter().filter(|op| op.route.is_some()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_traceparent;
+
+    #[test]
+    fn traceparent_shape() {
+        assert!(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert!(!valid_traceparent("hello"));
+    }
+}

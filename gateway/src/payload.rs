@@ -1,0 +1,148 @@
+//! REST request -> NATS payload: path parameters, query parameters and the
+//! `Idempotency-Key` header become fields of one JSON object, the body's
+//! own fields around them.
+//!
+//! The gateway does not validate what it forwards: the handler checks the
+//! payload against the operation's schema and names the bad field, so REST
+//! and `nats req` get the same precise answer. The gateway only refuses what
+//! it cannot turn into a payload (a parameter that is not UTF-8, one field
+//! given two different values).
+
+use crate::endpoint::{typed, Endpoint};
+use crate::url;
+use bytes::Bytes;
+use oms_runtime::Problem;
+use serde_json::{Map, Value};
+
+/// What the request carried besides its route.
+pub struct Parts<'a> {
+    pub params: &'a [(&'static str, &'a str)],
+    pub query: Option<&'a str>,
+    pub body: Option<Bytes>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
+    let mut extra: Vec<(String, Value)> = Vec::new();
+    for (name, raw) in parts.params {
+        let value = url::decode(raw, false)
+            .ok_or_else(|| Problem::invalid_field(pointer(name), "the path segment is not valid percent-encoded UTF-8"))?;
+        extra.push((name.to_string(), Value::String(value)));
+    }
+    if let Some(query) = parts.query {
+        let pairs = url::parse_query(query)
+            .ok_or_else(|| Problem::invalid_field("", "the query string is not valid percent-encoded UTF-8"))?;
+        for (name, text) in pairs {
+            let value = typed(endpoint.kind(&name), &text);
+            extra.push((name, value));
+        }
+    }
+    if let (Some(field), Some(key)) = (endpoint.idempotency_field, parts.idempotency_key) {
+        extra.push((field.to_string(), Value::String(key.to_string())));
+    }
+
+    let body = parts.body.unwrap_or_default();
+    let mut object = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else if extra.is_empty() {
+        // Nothing to add: the bytes go through untouched.
+        return Ok(body);
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(object)) => object,
+            // Not an object (or not JSON): forward as is, and let the
+            // handler's parse report it exactly as it would over NATS.
+            _ => return Ok(body),
+        }
+    };
+    for (name, value) in extra {
+        insert(&mut object, name, value)?;
+    }
+    Ok(Bytes::from(Value::Object(object).to_string()))
+}
+
+/// Adds a field; the same field twice is fine only with the same value
+/// (`PUT /orders/o-1/status` with `{"id":"o-2"}` is ambiguous, so a 400).
+fn insert(object: &mut Map<String, Value>, name: String, value: Value) -> Result<(), Problem> {
+    match object.get(&name) {
+        Some(existing) if *existing != value => Err(Problem::invalid_field(
+            pointer(&name),
+            format!("{name} is given twice with different values (path, query, header or body)"),
+        )),
+        _ => {
+            object.insert(name, value);
+            Ok(())
+        }
+    }
+}
+
+/// The JSON Pointer of a top-level field (RFC 6901 escapes).
+fn pointer(name: &str) -> String {
+    format!("/{}", name.replace('~', "~0").replace('/', "~1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_runtime::contract;
+    use serde_json::json;
+
+    fn run(op: &'static oms_runtime::Operation, parts: Parts<'_>) -> Result<Value, Problem> {
+        let endpoint = Endpoint::new(op).unwrap();
+        build(&endpoint, parts).map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+
+    fn parts<'a>(params: &'a [(&'static str, &'a str)], query: Option<&'a str>, body: &str) -> Parts<'a> {
+        Parts {
+            params,
+            query,
+            body: Some(Bytes::from(body.to_string())),
+            idempotency_key: None,
+        }
+    }
+
+    #[test]
+    fn get_payload_is_params_and_typed_query() {
+        let got = run(&contract::INVENTORY_GET, parts(&[("productId", "SKU%2D1")], None, "")).unwrap();
+        assert_eq!(got, json!({"productId": "SKU-1"}));
+        let list = run(&contract::ORDERS_LIST, parts(&[], Some("limit=5&status=PENDING&cursor=a%20b"), "")).unwrap();
+        assert_eq!(list, json!({"limit": 5, "status": "PENDING", "cursor": "a b"}));
+        let bad = run(&contract::INVENTORY_LIST, parts(&[], Some("limit=ten"), "")).unwrap();
+        assert_eq!(bad, json!({"limit": "ten"}), "left for the handler to reject");
+    }
+
+    #[test]
+    fn body_is_untouched_unless_something_is_merged() {
+        let endpoint = Endpoint::new(&contract::INVENTORY_ADD_STOCK).unwrap();
+        let raw = r#"{"productId":"a",  "quantity":1,"price":1.10}"#;
+        let out = build(&endpoint, parts(&[], None, raw)).unwrap();
+        assert_eq!(out, raw.as_bytes(), "byte for byte");
+        let garbage = build(&endpoint, parts(&[("x", "y")], None, "{nope")).unwrap();
+        assert_eq!(garbage, "{nope".as_bytes());
+    }
+
+    #[test]
+    fn params_and_key_merge_into_the_body() {
+        let got = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, r#"{"status":"CONFIRMED"}"#)).unwrap();
+        assert_eq!(got, json!({"id": "o-1", "status": "CONFIRMED"}));
+        let empty = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, "")).unwrap();
+        assert_eq!(empty, json!({"id": "o-1"}));
+        let same = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, r#"{"id":"o-1"}"#)).unwrap();
+        assert_eq!(same, json!({"id": "o-1"}));
+        let clash = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, r#"{"id":"o-2"}"#)).unwrap_err();
+        assert_eq!((clash.status, clash.errors[0].pointer.as_str()), (400, "/id"));
+
+        let mut with_key = parts(&[], None, r#"{"customerId":"c"}"#);
+        with_key.idempotency_key = Some("k-1");
+        let got = run(&contract::ORDERS_CREATE, with_key).unwrap();
+        assert_eq!(got, json!({"customerId": "c", "idempotencyKey": "k-1"}));
+    }
+
+    #[test]
+    fn undecodable_parameters_are_a_400() {
+        let err = run(&contract::INVENTORY_GET, parts(&[("productId", "%FF")], None, "")).unwrap_err();
+        assert_eq!((err.status, err.errors[0].pointer.as_str()), (400, "/productId"));
+        let err = run(&contract::INVENTORY_LIST, parts(&[], Some("cursor=%zz"), "")).unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+}

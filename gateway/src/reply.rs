@@ -1,0 +1,111 @@
+//! NATS reply -> HTTP response.
+//!
+//! An error reply carries `Nats-Service-Error-Code` and a problem body: the
+//! code is the HTTP status and the body goes through untouched as
+//! `application/problem+json`. A success is the route's status with the
+//! reply as body, except that a page `{items, nextCursor?}` becomes the bare
+//! `items` array (as the original REST API answered) plus a `Link` to the
+//! next page, and a create gets a `Location`.
+
+use crate::endpoint::Endpoint;
+use crate::respond::{self, Body};
+use crate::url;
+use async_nats::Message;
+use hyper::header::{HeaderValue, LINK, LOCATION};
+use hyper::{Response, StatusCode, Uri};
+use oms_runtime::service::{ERROR_CODE_HEADER, ERROR_HEADER};
+use oms_runtime::Problem;
+use serde_json::Value;
+
+pub fn to_http(endpoint: &Endpoint, uri: &Uri, message: Message) -> Result<Response<Body>, Problem> {
+    let headers = message.headers.as_ref();
+    if let Some(code) = headers.and_then(|h| h.get(ERROR_CODE_HEADER)) {
+        return Ok(error(code.as_str(), headers.and_then(|h| h.get(ERROR_HEADER)), message.payload));
+    }
+    if message.status.is_some_and(|s| !s.is_success()) {
+        return Err(respond::bad_gateway(format!(
+            "{} answered with status {:?}",
+            endpoint.subject, message.status
+        )));
+    }
+    let mut response = if endpoint.paged {
+        page(endpoint, uri, &message.payload)?
+    } else {
+        respond::json(endpoint.status, message.payload.clone())
+    };
+    if let Some(location) = &endpoint.location {
+        let reply: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+        if let Some(id) = reply[&location.field].as_str() {
+            let target = format!("{}{}", location.prefix, url::encode(id));
+            if let Ok(value) = HeaderValue::from_str(&target) {
+                response.headers_mut().insert(LOCATION, value);
+            }
+        }
+    }
+    Ok(response)
+}
+
+fn error(code: &str, text: Option<&async_nats::HeaderValue>, body: bytes::Bytes) -> Response<Body> {
+    let status = code
+        .trim()
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .filter(|s| s.is_client_error() || s.is_server_error())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    if body.is_empty() {
+        // A handler outside this project may send the headers alone: the
+        // caller still gets a problem body.
+        let detail = text.map(|t| t.to_string()).unwrap_or_default();
+        let problem = Problem::new(status.as_u16(), "upstream", status.canonical_reason().unwrap_or("Error"), detail);
+        return respond::problem(&problem);
+    }
+    respond::with_type(status, respond::PROBLEM_JSON, body)
+}
+
+fn page(endpoint: &Endpoint, uri: &Uri, payload: &[u8]) -> Result<Response<Body>, Problem> {
+    let mut page: Value = serde_json::from_slice(payload)
+        .map_err(|_| respond::bad_gateway(format!("{} sent a page that is not JSON", endpoint.subject)))?;
+    let items = page
+        .get_mut("items")
+        .filter(|items| items.is_array())
+        .map(Value::take)
+        .ok_or_else(|| respond::bad_gateway(format!("{} sent a page without items", endpoint.subject)))?;
+    let mut response = respond::json(endpoint.status, items.to_string());
+    if let Some(cursor) = page["nextCursor"].as_str() {
+        if let Ok(value) = HeaderValue::from_str(&next_link(uri, cursor)) {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `</inventory?limit=5&cursor=p-004>; rel="next"`: the same request with
+/// the new cursor, every other query parameter kept.
+pub fn next_link(uri: &Uri, cursor: &str) -> String {
+    let mut pairs: Vec<(String, String)> = uri
+        .query()
+        .and_then(url::parse_query)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name != "cursor")
+        .collect();
+    pairs.push(("cursor".into(), cursor.into()));
+    format!("<{}?{}>; rel=\"next\"", uri.path(), url::format_query(&pairs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_keeps_the_query_and_replaces_the_cursor() {
+        let uri: Uri = "/orders?status=PENDING&cursor=old&limit=2".parse().unwrap();
+        assert_eq!(
+            next_link(&uri, "o/2 x"),
+            "</orders?status=PENDING&limit=2&cursor=o%2F2%20x>; rel=\"next\""
+        );
+        let bare: Uri = "/inventory".parse().unwrap();
+        assert_eq!(next_link(&bare, "p-1"), "</inventory?cursor=p-1>; rel=\"next\"");
+    }
+}
