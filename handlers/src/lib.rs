@@ -2,6 +2,7 @@
 //! files is one operation's whole logic; this library holds what several of
 //! them need (the stored shapes, money, the status machine).
 
+pub mod events;
 pub mod money;
 pub mod model;
 pub mod read_model;

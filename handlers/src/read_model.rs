@@ -74,3 +74,114 @@ impl Mirror {
         Ok((values, None))
     }
 }
+
+/// Orders, newest first, with indexes by status and by customer so a
+/// filtered page reads only what it returns, at any number of orders.
+///
+/// Index keys end in `<createdAt>|<id>` (RFC 3339 with milliseconds sorts as
+/// time); that suffix is the page cursor.
+#[derive(Clone)]
+pub struct OrderIndex {
+    orders: sled::Tree,
+    by_time: sled::Tree,
+    by_status: sled::Tree,
+    by_customer: sled::Tree,
+    _db: Arc<sled::Db>,
+}
+
+/// Which orders a page lists.
+#[derive(Debug, Default)]
+pub struct OrderFilter<'a> {
+    pub status: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+}
+
+impl OrderIndex {
+    pub fn follow(store: Store) -> OrderIndex {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("a temporary sled index opens");
+        let tree = |name: &str| db.open_tree(name).expect("sled tree");
+        let index = OrderIndex {
+            orders: tree("orders"),
+            by_time: tree("by_time"),
+            by_status: tree("by_status"),
+            by_customer: tree("by_customer"),
+            _db: Arc::new(db),
+        };
+        let follower = index.clone();
+        tokio::spawn(async move {
+            store
+                .follow("order.>", |entry| {
+                    if entry.operation != kv::Operation::Put {
+                        return;
+                    }
+                    match serde_json::from_slice::<crate::model::Order>(&entry.value) {
+                        Ok(order) => {
+                            if let Err(err) = follower.upsert(&order, &entry.value) {
+                                tracing::error!(error = %err, "index write failed");
+                            }
+                        }
+                        Err(err) => tracing::warn!(key = %entry.key, error = %err, "not an order"),
+                    }
+                })
+                .await
+        });
+        index
+    }
+
+    fn upsert(&self, order: &crate::model::Order, json: &[u8]) -> sled::Result<()> {
+        let suffix = format!("{}|{}", order.created_at, order.id);
+        if let Some(old) = self.orders.insert(order.id.as_bytes(), json)? {
+            if let Ok(old) = serde_json::from_slice::<crate::model::Order>(&old) {
+                self.by_status.remove(format!("{}|{suffix}", old.status.as_str()))?;
+            }
+        }
+        self.by_time.insert(suffix.as_bytes(), order.id.as_bytes())?;
+        self.by_status
+            .insert(format!("{}|{suffix}", order.status.as_str()), order.id.as_bytes())?;
+        self.by_customer
+            .insert(format!("{}\0{suffix}", order.customer_id), order.id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Up to `limit` orders older than `cursor`, newest first, and the
+    /// cursor of the next page when there is one.
+    pub fn page(
+        &self,
+        filter: &OrderFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<crate::model::Order>, Option<String>), Problem> {
+        let (tree, prefix) = match (filter.customer_id, filter.status) {
+            (Some(customer), _) => (&self.by_customer, format!("{customer}\0")),
+            (None, Some(status)) => (&self.by_status, format!("{status}|")),
+            (None, None) => (&self.by_time, String::new()),
+        };
+        let rows: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match cursor {
+            Some(cursor) => {
+                let start = prefix.as_bytes().to_vec();
+                let end = format!("{prefix}{cursor}").into_bytes();
+                Box::new(tree.range(start..end).rev())
+            }
+            None => Box::new(tree.scan_prefix(prefix.as_bytes()).rev()),
+        };
+        let mut orders = Vec::with_capacity(limit.min(1000));
+        let mut last = None;
+        for row in rows {
+            let (key, id) = row.map_err(Problem::internal)?;
+            let Some(json) = self.orders.get(&id).map_err(Problem::internal)? else { continue };
+            let order: crate::model::Order = serde_json::from_slice(&json).map_err(Problem::internal)?;
+            if filter.status.is_some_and(|s| s != order.status.as_str()) {
+                continue; // a stale status entry, or a customer page filtered by status
+            }
+            if orders.len() == limit {
+                return Ok((orders, last));
+            }
+            orders.push(order);
+            last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
+        }
+        Ok((orders, None))
+    }
+}

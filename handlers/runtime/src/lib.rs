@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod connect;
+pub mod consumer;
 pub mod contract;
 pub mod logging;
 pub mod problem;

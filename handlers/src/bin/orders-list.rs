@@ -1,0 +1,40 @@
+//! `orders.list`: orders newest first, filtered by `status` and/or
+//! `customerId`, `limit` at a time, from this instance's local index (see
+//! `read_model`). Pass `nextCursor` back as `cursor` for the next page.
+
+use oms_handlers::model::Order;
+use oms_handlers::read_model::{OrderFilter, OrderIndex};
+use oms_handlers::status::Status;
+use oms_handlers::{contract, run_with, Ctx, Problem};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct List {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    status: Option<Status>,
+    customer_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<Order>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+fn main() {
+    let orders = |app: &std::sync::Arc<oms_runtime::App>| OrderIndex::follow(app.store.clone());
+    run_with(&contract::ORDERS_LIST, orders, list)
+}
+
+async fn list(ctx: Ctx<OrderIndex>, req: List) -> Result<Page, Problem> {
+    let filter = OrderFilter {
+        status: req.status.map(Status::as_str),
+        customer_id: req.customer_id.as_deref(),
+    };
+    let (items, next_cursor) = ctx.state.page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))?;
+    Ok(Page { items, next_cursor })
+}
