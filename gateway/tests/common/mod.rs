@@ -1,0 +1,297 @@
+//! What the gateway tests share: the real `gateway` binary started against a
+//! test nats-server, a tiny HTTP/1.1 client over a TCP stream (it can also
+//! send malformed requests byte for byte), and a KV snapshot.
+
+#![allow(dead_code)]
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use serde_json::Value;
+use std::time::Duration;
+use testkit::{free_port, NatsServer, Proc, Stack};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A running gateway process.
+pub struct Gateway {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl Gateway {
+    /// Starts `gateway` as NATS user `oms-gateway` on a free port and waits
+    /// until it answers and has its NATS connection.
+    pub async fn start(server: &NatsServer, env: &[(&str, &str)]) -> Gateway {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut vars: Vec<(String, String)> = vec![
+            ("NATS_URL".into(), server.url()),
+            ("NATS_USER".into(), "oms-gateway".into()),
+            ("NATS_PASSWORD".into(), "oms-gateway".into()),
+            ("GATEWAY_ADDR".into(), addr.clone()),
+        ];
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let gateway = Gateway {
+            proc: Proc::start("gateway", &vars),
+            addr,
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(ready) = gateway.try_request("GET", "/readyz", &[], None).await {
+                if ready.json()["nats"] == "connected" {
+                    return gateway;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "gateway did not come up on {}", gateway.addr);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Response> {
+        let mut conn = Conn::open(&self.addr).await?;
+        conn.send(method, path, headers, body).await
+    }
+
+    /// One request on a fresh connection; JSON bodies get `Content-Type: application/json`.
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+        self.try_request(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        let body = body.to_string();
+        self.request("POST", path, &[("Content-Type", "application/json")], Some(body.as_bytes()))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        let body = body.to_string();
+        self.request("PUT", path, &[("Content-Type", "application/json")], Some(body.as_bytes()))
+            .await
+    }
+}
+
+/// A response as the client saw it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts an RFC 9457 problem with this status, and returns its body.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text());
+        let body = self.json();
+        assert_eq!(body["status"], status, "{body}");
+        for field in ["type", "title", "detail"] {
+            assert!(body[field].is_string(), "problem lacks {field}: {body}");
+        }
+        body
+    }
+
+    pub fn pointers(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|e| e["pointer"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// One HTTP/1.1 connection; several requests may go over it (keep-alive).
+pub struct Conn {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Conn {
+    pub async fn open(addr: &str) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buffer: Vec::new(),
+        })
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Response> {
+        self.write(method, path, headers, body).await?;
+        self.read_response().await
+    }
+
+    /// Writes a request without waiting for its answer.
+    pub async fn write(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<()> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: gateway\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if let Some(body) = body {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body.unwrap_or_default());
+        self.stream.write_all(&bytes).await
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<Response> {
+        self.stream.write_all(bytes).await?;
+        self.read_response().await
+    }
+
+    pub async fn read_response(&mut self) -> std::io::Result<Response> {
+        loop {
+            let response = self.read_one().await?;
+            if response.status >= 200 {
+                return Ok(response);
+            }
+        }
+    }
+
+    async fn read_one(&mut self) -> std::io::Result<Response> {
+        let head_end = loop {
+            if let Some(i) = find(&self.buffer, b"\r\n\r\n") {
+                break i;
+            }
+            self.fill().await?;
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..head_end]).into_owned();
+        self.buffer.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid(format!("bad status line {status_line:?}")))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let body = if status < 200 || status == 204 || status == 304 {
+            Vec::new()
+        } else if let Some(length) = get("content-length") {
+            let length: usize = length.parse().map_err(|_| invalid("bad content-length".into()))?;
+            self.take(length).await?
+        } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            self.chunked().await?
+        } else {
+            // Delimited by the end of the connection.
+            while self.fill().await.is_ok() {}
+            std::mem::take(&mut self.buffer)
+        };
+        Ok(Response { status, headers, body })
+    }
+
+    async fn chunked(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = find(&self.buffer, b"\r\n") {
+                    break i;
+                }
+                self.fill().await?;
+            };
+            let size_text = String::from_utf8_lossy(&self.buffer[..line_end]).into_owned();
+            self.buffer.drain(..line_end + 2);
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| invalid(format!("bad chunk size {size_text:?}")))?;
+            let chunk = self.take(size + 2).await?;
+            if size == 0 {
+                return Ok(body);
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+
+    async fn take(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        while self.buffer.len() < n {
+            self.fill().await?;
+        }
+        Ok(self.buffer.drain(..n).collect())
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(30), self.stream.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no response in 30 s"))??;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        self.buffer.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+}
+
+/// Every key and revision in the bucket: "nothing changed" means this is equal.
+pub async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
+    let kv = jetstream::new(stack.client.clone()).get_key_value("oms").await.unwrap();
+    let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
+    keys.sort();
+    let mut out = Vec::new();
+    for key in keys {
+        if let Some(entry) = kv.entry(&key).await.unwrap() {
+            out.push((key, entry.revision));
+        }
+    }
+    out
+}
+
+/// Whether a handler binary has been built (the order handlers arrive in
+/// their own change).
+pub fn built(binary: &str) -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join(binary)))
+        .is_some_and(|path| path.exists())
+}
