@@ -134,11 +134,15 @@ impl Gateway {
     }
 
     fn metrics_page(&self) -> Response<Body> {
+        let client = self.nats();
         let nats = metrics::Nats {
-            connected: self
-                .nats()
-                .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
-            reconnects: oms_runtime::connect::reconnects(),
+            connected: client.is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
+            // The client's own count of established connections, less the
+            // first. (`oms_runtime::connect::reconnects()` can count the first
+            // connection's event twice when it lands after `connect` returns.)
+            reconnects: client
+                .map(|c| c.statistics().connects.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(1))
+                .unwrap_or(0),
         };
         respond::with_type(
             StatusCode::OK,
