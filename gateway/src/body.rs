@@ -30,13 +30,22 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), Problem> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let is_json = essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"));
     if is_json {
         Ok(())
     } else {
-        Err(respond::unsupported_media_type(if text.is_empty() { "(empty)" } else { text }))
+        Err(respond::unsupported_media_type(if text.is_empty() {
+            "(empty)"
+        } else {
+            text
+        }))
     }
 }
 
@@ -61,7 +70,9 @@ async fn collect(mut body: Incoming) -> Result<Bytes, Problem> {
         let frame = frame.map_err(|err| {
             Problem::bad_request(format!("the body could not be read: {err}"), Vec::new())
         })?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen <= MAX_BODY {
             kept.extend_from_slice(&data);
@@ -90,10 +101,21 @@ mod tests {
 
     #[test]
     fn json_types_pass_others_are_415() {
-        for ok in [None, Some("application/json"), Some("Application/JSON; charset=utf-8"), Some("application/merge-patch+json")] {
+        for ok in [
+            None,
+            Some("application/json"),
+            Some("Application/JSON; charset=utf-8"),
+            Some("application/merge-patch+json"),
+        ] {
             assert!(check_content_type(&with(ok)).is_ok(), "{ok:?}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "application/jsonx"] {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+            "application/jsonx",
+        ] {
             let err = check_content_type(&with(Some(bad))).unwrap_err();
             assert_eq!(err.status, 415, "{bad}");
         }

@@ -83,7 +83,12 @@ impl Endpoint {
     /// the handler then rejects the field precisely).
     pub fn kind(&self, name: &str) -> Kind {
         let declared = &self.fields.get(name).unwrap_or(&Value::Null)["type"];
-        let has = |t: &str| declared == t || declared.as_array().is_some_and(|a| a.iter().any(|v| v == t));
+        let has = |t: &str| {
+            declared == t
+                || declared
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|v| v == t))
+        };
         if has("integer") {
             Kind::Integer
         } else if has("number") {

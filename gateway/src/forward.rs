@@ -54,7 +54,10 @@ async fn try_forward(
     };
     let idempotency_key = match head.headers.get("idempotency-key") {
         Some(value) => Some(value.to_str().map_err(|_| {
-            Problem::invalid_field("/idempotencyKey", "the Idempotency-Key header is not visible ASCII")
+            Problem::invalid_field(
+                "/idempotencyKey",
+                "the Idempotency-Key header is not visible ASCII",
+            )
         })?),
         None => None,
     };
@@ -84,15 +87,16 @@ async fn try_forward(
         .send_request(endpoint.subject.clone(), nats_request)
         .await
         .map_err(|err| match err.kind() {
-            RequestErrorKind::NoResponders => Problem::unavailable(format!(
-                "no instance of {} is running",
-                endpoint.op.service
-            )),
+            RequestErrorKind::NoResponders => {
+                Problem::unavailable(format!("no instance of {} is running", endpoint.op.service))
+            }
             RequestErrorKind::TimedOut => Problem::timeout(format!(
                 "{} did not answer within {:?}",
                 endpoint.op.service, gateway.config.request_timeout
             )),
-            RequestErrorKind::MaxPayloadExceeded => Problem::too_large(oms_runtime::service::MAX_BODY),
+            RequestErrorKind::MaxPayloadExceeded => {
+                Problem::too_large(oms_runtime::service::MAX_BODY)
+            }
             _ => {
                 tracing::warn!(error = %err, subject = %endpoint.subject, "NATS request failed");
                 Problem::unavailable("NATS is not reachable")

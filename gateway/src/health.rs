@@ -63,9 +63,10 @@ pub async fn readyz(gateway: &Gateway) -> Response<Body> {
         let body = json!({"status": "ready", "nats": "connected", "services": services});
         respond::json(StatusCode::OK, body.to_string())
     } else {
-        let problem = Problem::unavailable(format!("no instance answers for: {}", missing.join(", ")))
-            .with("nats", "connected")
-            .with("missing", &missing);
+        let problem =
+            Problem::unavailable(format!("no instance answers for: {}", missing.join(", ")))
+                .with("nats", "connected")
+                .with("missing", &missing);
         respond::problem(&problem)
     }
 }

@@ -47,7 +47,9 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(config: Config) -> Arc<Gateway> {
         let table = Table::from_contract();
-        let openapi = Bytes::from(serde_json::to_vec_pretty(&openapi::document(&table)).expect("openapi is JSON"));
+        let openapi = Bytes::from(
+            serde_json::to_vec_pretty(&openapi::document(&table)).expect("openapi is JSON"),
+        );
         Arc::new(Gateway {
             config,
             table,
@@ -86,42 +88,53 @@ impl Gateway {
         let path = request.uri().path().to_string();
         let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
 
-        let (label, mut response) = match self.table.find(&method, &path) {
-            Lookup::Found(route, params) => {
-                let trace = forward::Trace {
-                    request_id: &request_id,
-                    traceparent: traceparent.as_deref(),
-                };
-                let work = async {
-                    match &route.target {
-                        Target::Operation(endpoint) => {
-                            forward::forward(&self, endpoint, params, request, trace).await
+        let (label, mut response) =
+            match self.table.find(&method, &path) {
+                Lookup::Found(route, params) => {
+                    let trace = forward::Trace {
+                        request_id: &request_id,
+                        traceparent: traceparent.as_deref(),
+                    };
+                    let work = async {
+                        match &route.target {
+                            Target::Operation(endpoint) => {
+                                forward::forward(&self, endpoint, params, request, trace).await
+                            }
+                            Target::Health => health::healthz(),
+                            Target::Ready => health::readyz(&self).await,
+                            Target::Metrics => self.metrics_page(),
+                            Target::OpenApi => respond::json(StatusCode::OK, self.openapi.clone()),
                         }
-                        Target::Health => health::healthz(),
-                        Target::Ready => health::readyz(&self).await,
-                        Target::Metrics => self.metrics_page(),
-                        Target::OpenApi => respond::json(StatusCode::OK, self.openapi.clone()),
-                    }
-                };
-                let response = match tokio::time::timeout(self.deadline(), work.instrument(span.clone())).await {
-                    Ok(response) => response,
-                    Err(_) => respond::problem(&Problem::timeout("the request did not complete in time")),
-                };
-                (route.path, response)
-            }
-            Lookup::MethodNotAllowed(allow) => {
-                let mut response = respond::problem(&respond::method_not_allowed(method.as_str(), &path));
-                let allow = allow.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
-                if let Ok(value) = HeaderValue::from_str(&allow) {
-                    response.headers_mut().insert(ALLOW, value);
+                    };
+                    let response =
+                        match tokio::time::timeout(self.deadline(), work.instrument(span.clone()))
+                            .await
+                        {
+                            Ok(response) => response,
+                            Err(_) => respond::problem(&Problem::timeout(
+                                "the request did not complete in time",
+                            )),
+                        };
+                    (route.path, response)
                 }
-                ("unmatched", response)
-            }
-            Lookup::NotFound => (
-                "unmatched",
-                respond::problem(&respond::no_route(method.as_str(), &path)),
-            ),
-        };
+                Lookup::MethodNotAllowed(allow) => {
+                    let mut response =
+                        respond::problem(&respond::method_not_allowed(method.as_str(), &path));
+                    let allow = allow
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if let Ok(value) = HeaderValue::from_str(&allow) {
+                        response.headers_mut().insert(ALLOW, value);
+                    }
+                    ("unmatched", response)
+                }
+                Lookup::NotFound => (
+                    "unmatched",
+                    respond::problem(&respond::no_route(method.as_str(), &path)),
+                ),
+            };
 
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID, value);
@@ -136,12 +149,18 @@ impl Gateway {
     fn metrics_page(&self) -> Response<Body> {
         let client = self.nats();
         let nats = metrics::Nats {
-            connected: client.is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
+            connected: client
+                .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
             // The client's own count of established connections, less the
             // first. (`oms_runtime::connect::reconnects()` can count the first
             // connection's event twice when it lands after `connect` returns.)
             reconnects: client
-                .map(|c| c.statistics().connects.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(1))
+                .map(|c| {
+                    c.statistics()
+                        .connects
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .saturating_sub(1)
+                })
                 .unwrap_or(0),
         };
         respond::with_type(
@@ -165,7 +184,11 @@ fn header<'r>(request: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
 /// (2-32-16-2). Anything else is dropped, as the spec asks of a receiver.
 fn valid_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     parts.len() >= 4
         && hex(parts[0], 2)
         && parts[0] != "ff"
@@ -197,7 +220,10 @@ pub async fn run(config: Config) -> Result<(), std::io::Error> {
 }
 
 fn config_routes() -> usize {
-    oms_runtime::contract::OPERATIONS.iter().filter(|op| op.route.is_some()).count()
+    oms_runtime::contract::OPERATIONS
+        .iter()
+        .filter(|op| op.route.is_some())
+        .count()
 }
 
 #[cfg(test)]
@@ -206,9 +232,15 @@ mod tests {
 
     #[test]
     fn traceparent_shape() {
-        assert!(valid_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert!(!valid_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
-        assert!(!valid_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert!(valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!valid_traceparent(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
         assert!(!valid_traceparent("hello"));
     }
 }

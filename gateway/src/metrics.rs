@@ -58,7 +58,9 @@ impl Metrics {
     pub fn observe(&self, method: &Method, route: &'static str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = series.entry((method_label(method), route, status)).or_default();
+        let entry = series
+            .entry((method_label(method), route, status))
+            .or_default();
         entry.count += 1;
         entry.sum += seconds;
         if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
@@ -71,7 +73,9 @@ impl Metrics {
         let mut out = String::new();
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
 
-        out.push_str("# HELP gateway_http_requests_total HTTP requests answered, by route and status.\n");
+        out.push_str(
+            "# HELP gateway_http_requests_total HTTP requests answered, by route and status.\n",
+        );
         out.push_str("# TYPE gateway_http_requests_total counter\n");
         for ((method, route, status), s) in series.iter() {
             let labels = labels(method, route, *status);
@@ -90,31 +94,70 @@ impl Metrics {
                     "gateway_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
                 );
             }
-            let _ = writeln!(out, "gateway_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "gateway_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
-            let _ = writeln!(out, "gateway_http_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "gateway_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "gateway_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum
+            );
+            let _ = writeln!(
+                out,
+                "gateway_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
         drop(series);
 
         let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: i64| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
         };
         // The gauge counts this very request, which is still being answered.
         let in_flight = self.in_flight.load(Ordering::Relaxed);
-        gauge(&mut out, "gateway_http_requests_in_flight", "gauge", "HTTP requests being answered now.", in_flight);
-        gauge(&mut out, "gateway_nats_connected", "gauge", "1 while the NATS connection is up.", nats.connected as i64);
-        gauge(&mut out, "gateway_nats_reconnects_total", "counter", "Times the NATS connection was re-established.", nats.reconnects as i64);
+        gauge(
+            &mut out,
+            "gateway_http_requests_in_flight",
+            "gauge",
+            "HTTP requests being answered now.",
+            in_flight,
+        );
+        gauge(
+            &mut out,
+            "gateway_nats_connected",
+            "gauge",
+            "1 while the NATS connection is up.",
+            nats.connected as i64,
+        );
+        gauge(
+            &mut out,
+            "gateway_nats_reconnects_total",
+            "counter",
+            "Times the NATS connection was re-established.",
+            nats.reconnects as i64,
+        );
         out
     }
 }
 
 fn labels(method: &str, route: &str, status: u16) -> String {
-    format!("method=\"{method}\",route=\"{}\",status=\"{status}\"", escape(route))
+    format!(
+        "method=\"{method}\",route=\"{}\",status=\"{status}\"",
+        escape(route)
+    )
 }
 
 /// Label values escape `\`, `"` and newlines.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -140,14 +183,33 @@ mod tests {
         metrics.observe(&Method::GET, "/inventory", 200, Duration::from_millis(3));
         metrics.observe(&Method::GET, "/inventory", 200, Duration::from_millis(300));
         metrics.observe(&Method::GET, "/inventory", 200, Duration::from_secs(30));
-        metrics.observe(&Method::from_bytes(b"BREW").unwrap(), "unmatched", 405, Duration::ZERO);
-        let page = metrics.render(Nats { connected: true, reconnects: 2 });
-        let line = |prefix: &str| page.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}\n{page}")).to_string();
-        assert!(line("gateway_http_requests_total{method=\"GET\",route=\"/inventory\",status=\"200\"}").ends_with(" 3"));
+        metrics.observe(
+            &Method::from_bytes(b"BREW").unwrap(),
+            "unmatched",
+            405,
+            Duration::ZERO,
+        );
+        let page = metrics.render(Nats {
+            connected: true,
+            reconnects: 2,
+        });
+        let line = |prefix: &str| {
+            page.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix}\n{page}"))
+                .to_string()
+        };
+        assert!(line(
+            "gateway_http_requests_total{method=\"GET\",route=\"/inventory\",status=\"200\"}"
+        )
+        .ends_with(" 3"));
         assert!(line("gateway_http_request_duration_seconds_bucket{method=\"GET\",route=\"/inventory\",status=\"200\",le=\"0.005\"}").ends_with(" 1"));
         assert!(line("gateway_http_request_duration_seconds_bucket{method=\"GET\",route=\"/inventory\",status=\"200\",le=\"0.5\"}").ends_with(" 2"));
         assert!(line("gateway_http_request_duration_seconds_bucket{method=\"GET\",route=\"/inventory\",status=\"200\",le=\"+Inf\"}").ends_with(" 3"));
         assert!(line("gateway_http_requests_total{method=\"OTHER\"").ends_with(" 1"));
-        assert_eq!(line("gateway_nats_reconnects_total "), "gateway_nats_reconnects_total 2");
+        assert_eq!(
+            line("gateway_nats_reconnects_total "),
+            "gateway_nats_reconnects_total 2"
+        );
     }
 }

@@ -22,7 +22,11 @@ pub fn document(table: &Table) -> Value {
     for route in table.routes() {
         let operation = match &route.target {
             Target::Operation(_) => operation(route, &mut schemas),
-            Target::Health => builtin("Liveness: the process answers HTTP", "application/json", json!({"type": "object"})),
+            Target::Health => builtin(
+                "Liveness: the process answers HTTP",
+                "application/json",
+                json!({"type": "object"}),
+            ),
             Target::Ready => {
                 let mut op = builtin(
                     "Readiness: NATS is connected and every service answers $SRV.PING",
@@ -32,8 +36,16 @@ pub fn document(table: &Table) -> Value {
                 op["responses"]["503"] = problem_ref();
                 op
             }
-            Target::Metrics => builtin("Prometheus text format", "text/plain", json!({"type": "string"})),
-            Target::OpenApi => builtin("This document", "application/json", json!({"type": "object"})),
+            Target::Metrics => builtin(
+                "Prometheus text format",
+                "text/plain",
+                json!({"type": "string"}),
+            ),
+            Target::OpenApi => builtin(
+                "This document",
+                "application/json",
+                json!({"type": "object"}),
+            ),
         };
         let item = paths
             .entry(route.path.to_string())
@@ -73,7 +85,13 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
         unreachable!("called for operation routes only")
     };
     let path_params: Vec<&str> = route.param_names().collect();
-    let property = |name: &str| endpoint.fields.get(name).cloned().unwrap_or(json!({"type": "string"}));
+    let property = |name: &str| {
+        endpoint
+            .fields
+            .get(name)
+            .cloned()
+            .unwrap_or(json!({"type": "string"}))
+    };
     let required: Vec<&str> = endpoint.request_schema["required"]
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -84,7 +102,11 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": property(name)}))
         .collect();
     if !endpoint.has_body {
-        for name in endpoint.fields.keys().filter(|n| !path_params.contains(&n.as_str())) {
+        for name in endpoint
+            .fields
+            .keys()
+            .filter(|n| !path_params.contains(&n.as_str()))
+        {
             parameters.push(json!({
                 "name": name,
                 "in": "query",

@@ -25,13 +25,18 @@ pub struct Parts<'a> {
 pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
     let mut extra: Vec<(String, Value)> = Vec::new();
     for (name, raw) in parts.params {
-        let value = url::decode(raw, false)
-            .ok_or_else(|| Problem::invalid_field(pointer(name), "the path segment is not valid percent-encoded UTF-8"))?;
+        let value = url::decode(raw, false).ok_or_else(|| {
+            Problem::invalid_field(
+                pointer(name),
+                "the path segment is not valid percent-encoded UTF-8",
+            )
+        })?;
         extra.push((name.to_string(), Value::String(value)));
     }
     if let Some(query) = parts.query {
-        let pairs = url::parse_query(query)
-            .ok_or_else(|| Problem::invalid_field("", "the query string is not valid percent-encoded UTF-8"))?;
+        let pairs = url::parse_query(query).ok_or_else(|| {
+            Problem::invalid_field("", "the query string is not valid percent-encoded UTF-8")
+        })?;
         for (name, text) in pairs {
             let value = typed(endpoint.kind(&name), &text);
             extra.push((name, value));
@@ -92,7 +97,11 @@ mod tests {
         build(&endpoint, parts).map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
     }
 
-    fn parts<'a>(params: &'a [(&'static str, &'a str)], query: Option<&'a str>, body: &str) -> Parts<'a> {
+    fn parts<'a>(
+        params: &'a [(&'static str, &'a str)],
+        query: Option<&'a str>,
+        body: &str,
+    ) -> Parts<'a> {
         Parts {
             params,
             query,
@@ -103,12 +112,27 @@ mod tests {
 
     #[test]
     fn get_payload_is_params_and_typed_query() {
-        let got = run(&contract::INVENTORY_GET, parts(&[("productId", "SKU%2D1")], None, "")).unwrap();
+        let got = run(
+            &contract::INVENTORY_GET,
+            parts(&[("productId", "SKU%2D1")], None, ""),
+        )
+        .unwrap();
         assert_eq!(got, json!({"productId": "SKU-1"}));
-        let list = run(&contract::ORDERS_LIST, parts(&[], Some("limit=5&status=PENDING&cursor=a%20b"), "")).unwrap();
-        assert_eq!(list, json!({"limit": 5, "status": "PENDING", "cursor": "a b"}));
+        let list = run(
+            &contract::ORDERS_LIST,
+            parts(&[], Some("limit=5&status=PENDING&cursor=a%20b"), ""),
+        )
+        .unwrap();
+        assert_eq!(
+            list,
+            json!({"limit": 5, "status": "PENDING", "cursor": "a b"})
+        );
         let bad = run(&contract::INVENTORY_LIST, parts(&[], Some("limit=ten"), "")).unwrap();
-        assert_eq!(bad, json!({"limit": "ten"}), "left for the handler to reject");
+        assert_eq!(
+            bad,
+            json!({"limit": "ten"}),
+            "left for the handler to reject"
+        );
     }
 
     #[test]
@@ -123,14 +147,33 @@ mod tests {
 
     #[test]
     fn params_and_key_merge_into_the_body() {
-        let got = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, r#"{"status":"CONFIRMED"}"#)).unwrap();
+        let got = run(
+            &contract::ORDERS_UPDATE_STATUS,
+            parts(&[("id", "o-1")], None, r#"{"status":"CONFIRMED"}"#),
+        )
+        .unwrap();
         assert_eq!(got, json!({"id": "o-1", "status": "CONFIRMED"}));
-        let empty = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, "")).unwrap();
+        let empty = run(
+            &contract::ORDERS_UPDATE_STATUS,
+            parts(&[("id", "o-1")], None, ""),
+        )
+        .unwrap();
         assert_eq!(empty, json!({"id": "o-1"}));
-        let same = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, r#"{"id":"o-1"}"#)).unwrap();
+        let same = run(
+            &contract::ORDERS_UPDATE_STATUS,
+            parts(&[("id", "o-1")], None, r#"{"id":"o-1"}"#),
+        )
+        .unwrap();
         assert_eq!(same, json!({"id": "o-1"}));
-        let clash = run(&contract::ORDERS_UPDATE_STATUS, parts(&[("id", "o-1")], None, r#"{"id":"o-2"}"#)).unwrap_err();
-        assert_eq!((clash.status, clash.errors[0].pointer.as_str()), (400, "/id"));
+        let clash = run(
+            &contract::ORDERS_UPDATE_STATUS,
+            parts(&[("id", "o-1")], None, r#"{"id":"o-2"}"#),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (clash.status, clash.errors[0].pointer.as_str()),
+            (400, "/id")
+        );
 
         let mut with_key = parts(&[], None, r#"{"customerId":"c"}"#);
         with_key.idempotency_key = Some("k-1");
@@ -140,9 +183,20 @@ mod tests {
 
     #[test]
     fn undecodable_parameters_are_a_400() {
-        let err = run(&contract::INVENTORY_GET, parts(&[("productId", "%FF")], None, "")).unwrap_err();
-        assert_eq!((err.status, err.errors[0].pointer.as_str()), (400, "/productId"));
-        let err = run(&contract::INVENTORY_LIST, parts(&[], Some("cursor=%zz"), "")).unwrap_err();
+        let err = run(
+            &contract::INVENTORY_GET,
+            parts(&[("productId", "%FF")], None, ""),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.status, err.errors[0].pointer.as_str()),
+            (400, "/productId")
+        );
+        let err = run(
+            &contract::INVENTORY_LIST,
+            parts(&[], Some("cursor=%zz"), ""),
+        )
+        .unwrap_err();
         assert_eq!(err.status, 400);
     }
 }

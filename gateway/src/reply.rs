@@ -17,10 +17,18 @@ use oms_runtime::service::{ERROR_CODE_HEADER, ERROR_HEADER};
 use oms_runtime::Problem;
 use serde_json::Value;
 
-pub fn to_http(endpoint: &Endpoint, uri: &Uri, message: Message) -> Result<Response<Body>, Problem> {
+pub fn to_http(
+    endpoint: &Endpoint,
+    uri: &Uri,
+    message: Message,
+) -> Result<Response<Body>, Problem> {
     let headers = message.headers.as_ref();
     if let Some(code) = headers.and_then(|h| h.get(ERROR_CODE_HEADER)) {
-        return Ok(error(code.as_str(), headers.and_then(|h| h.get(ERROR_HEADER)), message.payload));
+        return Ok(error(
+            code.as_str(),
+            headers.and_then(|h| h.get(ERROR_HEADER)),
+            message.payload,
+        ));
     }
     if message.status.is_some_and(|s| !s.is_success()) {
         return Err(respond::bad_gateway(format!(
@@ -57,20 +65,28 @@ fn error(code: &str, text: Option<&async_nats::HeaderValue>, body: bytes::Bytes)
         // A handler outside this project may send the headers alone: the
         // caller still gets a problem body.
         let detail = text.map(|t| t.to_string()).unwrap_or_default();
-        let problem = Problem::new(status.as_u16(), "upstream", status.canonical_reason().unwrap_or("Error"), detail);
+        let problem = Problem::new(
+            status.as_u16(),
+            "upstream",
+            status.canonical_reason().unwrap_or("Error"),
+            detail,
+        );
         return respond::problem(&problem);
     }
     respond::with_type(status, respond::PROBLEM_JSON, body)
 }
 
 fn page(endpoint: &Endpoint, uri: &Uri, payload: &[u8]) -> Result<Response<Body>, Problem> {
-    let mut page: Value = serde_json::from_slice(payload)
-        .map_err(|_| respond::bad_gateway(format!("{} sent a page that is not JSON", endpoint.subject)))?;
+    let mut page: Value = serde_json::from_slice(payload).map_err(|_| {
+        respond::bad_gateway(format!("{} sent a page that is not JSON", endpoint.subject))
+    })?;
     let items = page
         .get_mut("items")
         .filter(|items| items.is_array())
         .map(Value::take)
-        .ok_or_else(|| respond::bad_gateway(format!("{} sent a page without items", endpoint.subject)))?;
+        .ok_or_else(|| {
+            respond::bad_gateway(format!("{} sent a page without items", endpoint.subject))
+        })?;
     let mut response = respond::json(endpoint.status, items.to_string());
     if let Some(cursor) = page["nextCursor"].as_str() {
         if let Ok(value) = HeaderValue::from_str(&next_link(uri, cursor)) {
@@ -91,7 +107,11 @@ pub fn next_link(uri: &Uri, cursor: &str) -> String {
         .filter(|(name, _)| name != "cursor")
         .collect();
     pairs.push(("cursor".into(), cursor.into()));
-    format!("<{}?{}>; rel=\"next\"", uri.path(), url::format_query(&pairs))
+    format!(
+        "<{}?{}>; rel=\"next\"",
+        uri.path(),
+        url::format_query(&pairs)
+    )
 }
 
 #[cfg(test)]
@@ -106,6 +126,9 @@ mod tests {
             "</orders?status=PENDING&limit=2&cursor=o%2F2%20x>; rel=\"next\""
         );
         let bare: Uri = "/inventory".parse().unwrap();
-        assert_eq!(next_link(&bare, "p-1"), "</inventory?cursor=p-1>; rel=\"next\"");
+        assert_eq!(
+            next_link(&bare, "p-1"),
+            "</inventory?cursor=p-1>; rel=\"next\""
+        );
     }
 }

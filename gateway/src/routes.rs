@@ -63,7 +63,11 @@ impl Table {
             .filter_map(|op| {
                 let route = op.route?;
                 let method = Method::from_bytes(route.method.as_bytes()).expect("contract method");
-                Some(Route::new(method, route.path, Target::Operation(Endpoint::new(op)?)))
+                Some(Route::new(
+                    method,
+                    route.path,
+                    Target::Operation(Endpoint::new(op)?),
+                ))
             })
             .collect();
         for (path, target) in [
@@ -97,14 +101,19 @@ impl Table {
         let mut best: Option<(&Route, Params<'p>)> = None;
         let mut allowed: Vec<Method> = Vec::new();
         for route in &self.routes {
-            let Some(params) = route.matches(&segments) else { continue };
+            let Some(params) = route.matches(&segments) else {
+                continue;
+            };
             if route.method != *method {
                 if !allowed.contains(&route.method) {
                     allowed.push(route.method.clone());
                 }
                 continue;
             }
-            if best.as_ref().is_none_or(|(b, _)| route.literals() > b.literals()) {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| route.literals() > b.literals())
+            {
                 best = Some((route, params));
             }
         }
@@ -124,10 +133,12 @@ impl Route {
         let segments = path
             .trim_start_matches('/')
             .split('/')
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => Segment::Param(name),
-                None => Segment::Literal(s),
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name),
+                    None => Segment::Literal(s),
+                },
+            )
             .collect();
         Route {
             method,
@@ -146,7 +157,10 @@ impl Route {
     }
 
     fn literals(&self) -> usize {
-        self.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()
+        self.segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Literal(_)))
+            .count()
     }
 
     fn matches<'p>(&self, segments: &[&'p str]) -> Option<Params<'p>> {
@@ -203,7 +217,10 @@ mod tests {
         match table.find(&method, path) {
             Lookup::Found(route, params) => (
                 route.path,
-                params.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                params
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             ),
             _ => panic!("{method} {path} not found"),
         }
@@ -215,7 +232,9 @@ mod tests {
         for op in OPERATIONS {
             if let Some(route) = op.route {
                 assert!(
-                    table.routes().any(|r| r.method == route.method && r.path == route.path),
+                    table
+                        .routes()
+                        .any(|r| r.method == route.method && r.path == route.path),
                     "{} {}",
                     route.method,
                     route.path
@@ -227,7 +246,10 @@ mod tests {
     #[test]
     fn literal_beats_parameter_and_params_are_captured() {
         let table = Table::from_contract();
-        assert_eq!(found(&table, Method::POST, "/inventory/check").0, "/inventory/check");
+        assert_eq!(
+            found(&table, Method::POST, "/inventory/check").0,
+            "/inventory/check"
+        );
         let (path, params) = found(&table, Method::GET, "/inventory/check");
         assert_eq!(path, "/inventory/{productId}");
         assert_eq!(params, vec![("productId".to_string(), "check".to_string())]);
@@ -247,8 +269,18 @@ mod tests {
             Lookup::MethodNotAllowed(allow) => assert_eq!(allow, vec![Method::GET, Method::POST]),
             _ => panic!("want 405"),
         }
-        for path in ["/", "/nope", "/inventory/", "/inventory/a/b", "/orders//status", "inventory"] {
-            assert!(matches!(table.find(&Method::GET, path), Lookup::NotFound), "{path}");
+        for path in [
+            "/",
+            "/nope",
+            "/inventory/",
+            "/inventory/a/b",
+            "/orders//status",
+            "inventory",
+        ] {
+            assert!(
+                matches!(table.find(&Method::GET, path), Lookup::NotFound),
+                "{path}"
+            );
         }
     }
 
@@ -262,7 +294,10 @@ mod tests {
                 .and_then(|(_, e)| e.location.clone())
         };
         let orders = location("/orders").unwrap();
-        assert_eq!((orders.prefix.as_str(), orders.field.as_str()), ("/orders/", "id"));
+        assert_eq!(
+            (orders.prefix.as_str(), orders.field.as_str()),
+            ("/orders/", "id")
+        );
         let products = location("/inventory").unwrap();
         assert_eq!(products.field, "productId");
         assert!(location("/inventory/check").is_none(), "not a create");

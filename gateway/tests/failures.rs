@@ -16,10 +16,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let stack = Stack::start(&[]).await;
     let gw = Gateway::start(&stack.server, &[]).await;
-    for path in ["/", "/nope", "/inventory/", "/inventory/a/b", "/orders/x/status/y", "/INVENTORY"] {
+    for path in [
+        "/",
+        "/nope",
+        "/inventory/",
+        "/inventory/a/b",
+        "/orders/x/status/y",
+        "/INVENTORY",
+    ] {
         let response = gw.get(path).await;
         let problem = response.problem(404);
-        assert!(problem["detail"].as_str().unwrap().contains(path), "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(path),
+            "{problem}"
+        );
     }
     for (method, path, allow) in [
         ("DELETE", "/inventory", "GET, POST"),
@@ -29,7 +39,14 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         ("POST", "/healthz", "GET"),
         ("PUT", "/inventory/check", "GET, POST"),
     ] {
-        let response = gw.request(method, path, &[("Content-Type", "application/json")], Some(b"{}")).await;
+        let response = gw
+            .request(
+                method,
+                path,
+                &[("Content-Type", "application/json")],
+                Some(b"{}"),
+            )
+            .await;
         if allow.is_empty() {
             assert_ne!(response.status, 405, "{method} {path}");
             continue;
@@ -44,18 +61,38 @@ async fn no_handler_running_is_503_at_once() {
     let stack = Stack::start(&["inventory-get"]).await;
     let gw = Gateway::start(&stack.server, &[]).await;
     for (method, path, body) in [
-        ("POST", "/orders", Some(json!({"customerId": "c", "items": [{"productId": "p", "quantity": 1}]}))),
+        (
+            "POST",
+            "/orders",
+            Some(json!({"customerId": "c", "items": [{"productId": "p", "quantity": 1}]})),
+        ),
         ("GET", "/orders/o-1", None),
-        ("POST", "/inventory/check", Some(json!({"items": [{"productId": "p", "quantity": 1}]}))),
+        (
+            "POST",
+            "/inventory/check",
+            Some(json!({"items": [{"productId": "p", "quantity": 1}]})),
+        ),
     ] {
         let started = Instant::now();
         let text = body.map(|b| b.to_string());
         let response = gw
-            .request(method, path, &[("Content-Type", "application/json")], text.as_deref().map(str::as_bytes))
+            .request(
+                method,
+                path,
+                &[("Content-Type", "application/json")],
+                text.as_deref().map(str::as_bytes),
+            )
             .await;
         let problem = response.problem(503);
-        assert!(started.elapsed() < Duration::from_millis(1000), "{path} took {:?}", started.elapsed());
-        assert!(problem["detail"].as_str().unwrap().contains("no instance"), "{problem}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains("no instance"),
+            "{problem}"
+        );
     }
     // The running one still answers.
     gw.get("/inventory/p-1").await.problem(404);
@@ -76,7 +113,10 @@ async fn a_handler_that_does_not_answer_is_504_and_other_routes_keep_working() {
             tokio::spawn(async move {
                 let started = Instant::now();
                 let mut conn = Conn::open(&addr).await.unwrap();
-                let response = conn.send("GET", &format!("/inventory/p-{i}"), &[], None).await.unwrap();
+                let response = conn
+                    .send("GET", &format!("/inventory/p-{i}"), &[], None)
+                    .await
+                    .unwrap();
                 (response, started.elapsed())
             })
         })
@@ -85,16 +125,34 @@ async fn a_handler_that_does_not_answer_is_504_and_other_routes_keep_working() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     assert_eq!(gw.get("/healthz").await.status, 200);
-    let added = gw.post("/inventory", &json!({"productId": "p-1", "quantity": 1, "price": 1})).await;
+    let added = gw
+        .post(
+            "/inventory",
+            &json!({"productId": "p-1", "quantity": 1, "price": 1}),
+        )
+        .await;
     assert_eq!(added.status, 201, "{}", added.text());
     assert_eq!(gw.get("/openapi.json").await.status, 200);
-    assert!(started.elapsed() < Duration::from_millis(700), "other routes waited: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "other routes waited: {:?}",
+        started.elapsed()
+    );
 
     for task in slow {
         let (response, elapsed) = task.await.unwrap();
         let problem = response.problem(504);
-        assert!(problem["detail"].as_str().unwrap().contains("inventory-get"), "{problem}");
-        assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("inventory-get"),
+            "{problem}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(4),
+            "{elapsed:?}"
+        );
     }
     swallow.abort();
 }
@@ -114,7 +172,10 @@ async fn request_id_traceparent_and_payload_reach_the_handler() {
                 "traceparent": header("traceparent"),
                 "payload": serde_json::from_slice::<serde_json::Value>(&message.payload).ok(),
             });
-            client.publish(message.reply.unwrap(), body.to_string().into()).await.unwrap();
+            client
+                .publish(message.reply.unwrap(), body.to_string().into())
+                .await
+                .unwrap();
         }
     });
     stack.client.flush().await.unwrap();
@@ -126,7 +187,11 @@ async fn request_id_traceparent_and_payload_reach_the_handler() {
         .request(
             "POST",
             "/inventory/check",
-            &[("Content-Type", "application/json"), ("X-Request-Id", "trace-me-1"), ("traceparent", traceparent)],
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Request-Id", "trace-me-1"),
+                ("traceparent", traceparent),
+            ],
             Some(body),
         )
         .await;
@@ -135,12 +200,20 @@ async fn request_id_traceparent_and_payload_reach_the_handler() {
     let seen = response.json();
     assert_eq!(seen["requestId"], "trace-me-1");
     assert_eq!(seen["traceparent"], traceparent);
-    assert_eq!(seen["payload"], json!({"items": [{"productId": "p", "quantity": 2}]}));
+    assert_eq!(
+        seen["payload"],
+        json!({"items": [{"productId": "p", "quantity": 2}]})
+    );
 
     // Without ids: one is generated and is the same on both sides; a
     // malformed traceparent is dropped.
     let response = gw
-        .request("POST", "/inventory/check", &[("traceparent", "garbage")], Some(body))
+        .request(
+            "POST",
+            "/inventory/check",
+            &[("traceparent", "garbage")],
+            Some(body),
+        )
         .await;
     let seen = response.json();
     let generated = response.header("x-request-id").unwrap();
@@ -157,17 +230,31 @@ async fn keep_alive_limits_and_http2() {
     // Many requests over one connection.
     let mut conn = Conn::open(&gw.addr).await.unwrap();
     for i in 0..20 {
-        let response = conn.send("GET", &format!("/inventory/k-{i}"), &[], None).await.unwrap();
+        let response = conn
+            .send("GET", &format!("/inventory/k-{i}"), &[], None)
+            .await
+            .unwrap();
         response.problem(404);
     }
-    assert_eq!(conn.send("GET", "/healthz", &[], None).await.unwrap().status, 200);
+    assert_eq!(
+        conn.send("GET", "/healthz", &[], None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
 
     // A head over the limit is refused with 431.
     let big = "x".repeat(20 * 1024);
     let mut conn = Conn::open(&gw.addr).await.unwrap();
-    let response = conn.send("GET", "/healthz", &[("X-Big", &big)], None).await.unwrap();
+    let response = conn
+        .send("GET", "/healthz", &[("X-Big", &big)], None)
+        .await
+        .unwrap();
     assert_eq!(response.status, 431);
-    let many: Vec<(String, String)> = (0..100).map(|i| (format!("X-H{i}"), "v".to_string())).collect();
+    let many: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("X-H{i}"), "v".to_string()))
+        .collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut conn = Conn::open(&gw.addr).await.unwrap();
     let response = conn.send("GET", "/healthz", &many, None).await.unwrap();
@@ -183,8 +270,14 @@ async fn keep_alive_limits_and_http2() {
 
     // HTTP/2 with prior knowledge: the server's first frame is SETTINGS.
     let mut stream = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
-    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
     let mut frame = [0u8; 9];
-    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut frame)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut frame))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(frame[3], 0x4, "SETTINGS frame");
 }

@@ -11,7 +11,12 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use testkit::{eventually, Stack};
 
-const INVENTORY: [&str; 4] = ["inventory-add-stock", "inventory-check", "inventory-get", "inventory-list"];
+const INVENTORY: [&str; 4] = [
+    "inventory-add-stock",
+    "inventory-check",
+    "inventory-get",
+    "inventory-list",
+];
 
 fn services() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = OPERATIONS.iter().map(|op| op.service).collect();
@@ -24,7 +29,10 @@ async fn health_and_readiness() {
     let mut stack = Stack::start(&INVENTORY).await;
     let gw = Gateway::start(&stack.server, &[]).await;
     let health = gw.get("/healthz").await;
-    assert_eq!((health.status, health.json()), (200, json!({"status": "ok"})));
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
 
     // Only the inventory services run: the others are named as missing.
     let ready = gw.get("/readyz").await;
@@ -40,7 +48,11 @@ async fn health_and_readiness() {
     // Stand-ins answer PING for the missing ones: ready.
     let mut responders = Vec::new();
     for service in &want {
-        let mut sub = stack.client.subscribe(format!("$SRV.PING.{service}")).await.unwrap();
+        let mut sub = stack
+            .client
+            .subscribe(format!("$SRV.PING.{service}"))
+            .await
+            .unwrap();
         let client = stack.client.clone();
         let name = service.clone();
         responders.push(tokio::spawn(async move {
@@ -56,14 +68,22 @@ async fn health_and_readiness() {
     assert_eq!(ready.json()["nats"], "connected");
 
     // One real service goes away: not ready, and it is named.
-    let index = stack.procs.iter().position(|p| p.name == "inventory-get").unwrap();
+    let index = stack
+        .procs
+        .iter()
+        .position(|p| p.name == "inventory-get")
+        .unwrap();
     stack.procs[index].kill();
     eventually(5, "readyz names inventory-get", || async {
         let ready = gw.get("/readyz").await;
         ready.status == 503 && ready.json()["missing"] == json!(["inventory-get"])
     })
     .await;
-    assert_eq!(gw.get("/healthz").await.status, 200, "health does not depend on NATS");
+    assert_eq!(
+        gw.get("/healthz").await.status,
+        200,
+        "health does not depend on NATS"
+    );
     for r in responders {
         r.abort();
     }
@@ -84,7 +104,9 @@ struct Sample {
 fn parse_prometheus(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>), String> {
     let name_ok = |n: &str| {
         !n.is_empty()
-            && n.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
     };
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut samples: Vec<Sample> = Vec::new();
@@ -112,7 +134,9 @@ fn parse_prometheus(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
                     if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
                         return Err(at("unknown type".into()));
                     }
-                    if samples.iter().any(|s| family_of(&s.name, &types).as_deref() == Some(name) || s.name == name) {
+                    if samples.iter().any(|s| {
+                        family_of(&s.name, &types).as_deref() == Some(name) || s.name == name
+                    }) {
                         return Err(at("TYPE after samples".into()));
                     }
                     if types.insert(name.to_string(), kind.to_string()).is_some() {
@@ -136,12 +160,18 @@ fn parse_prometheus(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
             let mut chars = body.char_indices().peekable();
             let end;
             loop {
-                let start = chars.peek().map(|(i, _)| *i).ok_or_else(|| at("unterminated labels".into()))?;
+                let start = chars
+                    .peek()
+                    .map(|(i, _)| *i)
+                    .ok_or_else(|| at("unterminated labels".into()))?;
                 if body[start..].starts_with('}') {
                     end = start + 1;
                     break;
                 }
-                let eq = body[start..].find("=\"").ok_or_else(|| at("label without =\"".into()))? + start;
+                let eq = body[start..]
+                    .find("=\"")
+                    .ok_or_else(|| at("label without =\"".into()))?
+                    + start;
                 let label = &body[start..eq];
                 if !name_ok(label) || label.contains(':') {
                     return Err(at(format!("bad label name {label:?}")));
@@ -181,7 +211,9 @@ fn parse_prometheus(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
         let value = match fields.next() {
             Some("+Inf") => f64::INFINITY,
             Some("-Inf") => f64::NEG_INFINITY,
-            Some(v) => v.parse::<f64>().map_err(|_| at("value is not a number".into()))?,
+            Some(v) => v
+                .parse::<f64>()
+                .map_err(|_| at("value is not a number".into()))?,
             None => return Err(at("no value".into())),
         };
         if let Some(ts) = fields.next() {
@@ -205,14 +237,24 @@ fn parse_prometheus(text: &str) -> Result<(BTreeMap<String, String>, Vec<Sample>
             continue;
         }
         let mut series: BTreeMap<BTreeMap<String, String>, Vec<(f64, f64)>> = BTreeMap::new();
-        for s in samples.iter().filter(|s| s.name == format!("{family}_bucket")) {
+        for s in samples
+            .iter()
+            .filter(|s| s.name == format!("{family}_bucket"))
+        {
             let mut key = s.labels.clone();
             let le = key.remove("le").ok_or("bucket without le")?;
-            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().map_err(|_| "bad le")? };
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().map_err(|_| "bad le")?
+            };
             series.entry(key).or_default().push((bound, s.value));
         }
         for (key, buckets) in series {
-            if !buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1) {
+            if !buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+            {
                 return Err(format!("{family} {key:?}: buckets not cumulative"));
             }
             if buckets.last().map(|b| b.0) != Some(f64::INFINITY) {
@@ -235,12 +277,12 @@ fn the_parser_rejects_what_prometheus_would() {
     let good = "# HELP a_total x\n# TYPE a_total counter\na_total{x=\"1\\\"\"} 3\n";
     assert!(parse_prometheus(good).is_ok());
     for bad in [
-        "a_total 1\n",                                         // no TYPE
-        "# TYPE a counter\na{x=1} 1\n",                        // unquoted label
-        "# TYPE a counter\na nope\n",                          // not a number
-        "# TYPE 1a counter\n",                                 // bad name
+        "a_total 1\n",                  // no TYPE
+        "# TYPE a counter\na{x=1} 1\n", // unquoted label
+        "# TYPE a counter\na nope\n",   // not a number
+        "# TYPE 1a counter\n",          // bad name
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n", // not cumulative
-        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 1\n",                      // +Inf != count
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 1\n", // +Inf != count
     ] {
         assert!(parse_prometheus(bad).is_err(), "{bad}");
     }
@@ -253,12 +295,23 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     for i in 0..5 {
         gw.get(&format!("/inventory/m-{i}")).await.problem(404);
     }
-    assert_eq!(gw.post("/inventory", &json!({"productId": "m", "quantity": 1, "price": 1})).await.status, 201);
+    assert_eq!(
+        gw.post(
+            "/inventory",
+            &json!({"productId": "m", "quantity": 1, "price": 1})
+        )
+        .await
+        .status,
+        201
+    );
     gw.get("/no/such/thing").await.problem(404);
 
     let page = gw.get("/metrics").await;
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = page.text();
     let (types, samples) = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(types["gateway_http_requests_total"], "counter");
@@ -269,17 +322,43 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     let find = |name: &str, labels: &[(&str, &str)]| {
         samples
             .iter()
-            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .find(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .map(|s| s.value)
     };
-    let get_404 = [("method", "GET"), ("route", "/inventory/{productId}"), ("status", "404")];
+    let get_404 = [
+        ("method", "GET"),
+        ("route", "/inventory/{productId}"),
+        ("status", "404"),
+    ];
     assert_eq!(find("gateway_http_requests_total", &get_404), Some(5.0));
-    assert_eq!(find("gateway_http_request_duration_seconds_count", &get_404), Some(5.0));
+    assert_eq!(
+        find("gateway_http_request_duration_seconds_count", &get_404),
+        Some(5.0)
+    );
     assert!(find("gateway_http_request_duration_seconds_sum", &get_404).unwrap() > 0.0);
-    let created = [("method", "POST"), ("route", "/inventory"), ("status", "201")];
+    let created = [
+        ("method", "POST"),
+        ("route", "/inventory"),
+        ("status", "201"),
+    ];
     assert_eq!(find("gateway_http_requests_total", &created), Some(1.0));
-    assert_eq!(find("gateway_http_requests_total", &[("route", "unmatched"), ("status", "404")]), Some(1.0));
-    assert_eq!(find("gateway_http_requests_in_flight", &[]), Some(1.0), "this very request");
+    assert_eq!(
+        find(
+            "gateway_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        find("gateway_http_requests_in_flight", &[]),
+        Some(1.0),
+        "this very request"
+    );
     assert_eq!(find("gateway_nats_reconnects_total", &[]), Some(0.0));
     assert_eq!(find("gateway_nats_connected", &[]), Some(1.0));
     // The raw path never becomes a label value.
@@ -293,7 +372,8 @@ async fn nats_reconnects_are_counted() {
     stack.server.restart().await;
     eventually(20, "the gateway counts a reconnect", || async {
         let text = gw.get("/metrics").await.text();
-        text.lines().any(|l| l == "gateway_nats_reconnects_total 1") && text.lines().any(|l| l == "gateway_nats_connected 1")
+        text.lines().any(|l| l == "gateway_nats_reconnects_total 1")
+            && text.lines().any(|l| l == "gateway_nats_connected 1")
     })
     .await;
 }
@@ -324,7 +404,11 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some("application/json"));
     let doc = response.json();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
 
     // Every reference resolves.
@@ -347,11 +431,16 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
 
         // The success response, with the response schema.
         let ok = &entry["responses"][route.status.to_string()];
-        let schema_ref = ok["content"]["application/json"]["schema"]["$ref"].as_str().unwrap();
+        let schema_ref = ok["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap();
         let schema = resolve(&doc, schema_ref).unwrap();
         let contract: Value = serde_json::from_str(op.response_schema).unwrap();
         if contract["properties"]["nextCursor"].is_object() {
-            assert_eq!(schema, &contract["properties"]["items"], "a page is the bare array");
+            assert_eq!(
+                schema, &contract["properties"]["items"],
+                "a page is the bare array"
+            );
             assert!(ok["headers"]["Link"].is_object());
         } else {
             assert_eq!(schema, &contract);
@@ -367,14 +456,19 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
         // query parameter (GET) or in the body (writes).
         let request: Value = serde_json::from_str(op.request_schema).unwrap();
         let params: Vec<&Value> = entry["parameters"].as_array().unwrap().iter().collect();
-        let param = |name: &str, place: &str| params.iter().find(|p| p["name"] == name && p["in"] == place);
+        let param = |name: &str, place: &str| {
+            params
+                .iter()
+                .find(|p| p["name"] == name && p["in"] == place)
+        };
         let path_names: Vec<&str> = route
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .collect();
         for name in &path_names {
-            let p = param(name, "path").unwrap_or_else(|| panic!("{} lacks path param {name}", route.path));
+            let p = param(name, "path")
+                .unwrap_or_else(|| panic!("{} lacks path param {name}", route.path));
             assert_eq!(p["required"], true);
             assert_eq!(p["schema"], request["properties"][name]);
         }
@@ -384,15 +478,22 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
                 if path_names.contains(&name.as_str()) {
                     continue;
                 }
-                let p = param(name, "query").unwrap_or_else(|| panic!("{} lacks query param {name}", route.path));
+                let p = param(name, "query")
+                    .unwrap_or_else(|| panic!("{} lacks query param {name}", route.path));
                 assert_eq!(&p["schema"], schema);
             }
         } else {
-            let body_ref = entry["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().unwrap();
+            let body_ref = entry["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap();
             let body = resolve(&doc, body_ref).unwrap();
             for (name, schema) in request["properties"].as_object().unwrap() {
                 if !path_names.contains(&name.as_str()) {
-                    assert_eq!(&body["properties"][name], schema, "{} body field {name}", route.path);
+                    assert_eq!(
+                        &body["properties"][name], schema,
+                        "{} body field {name}",
+                        route.path
+                    );
                 }
             }
             assert!(entry["responses"]["413"].is_object() && entry["responses"]["415"].is_object());
@@ -403,6 +504,10 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
         assert!(doc["paths"][path]["get"].is_object(), "{path}");
     }
     let create = &doc["paths"]["/orders"]["post"];
-    assert!(create["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "Idempotency-Key"));
+    assert!(create["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "Idempotency-Key"));
     assert!(create["responses"]["201"]["headers"]["Location"].is_object());
 }

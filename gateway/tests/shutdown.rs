@@ -26,7 +26,10 @@ async fn sigterm_under_load_answers_every_accepted_request() {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 let body = json!({"available": true, "items": []}).to_string();
-                client.publish(message.reply.unwrap(), body.into()).await.unwrap();
+                client
+                    .publish(message.reply.unwrap(), body.into())
+                    .await
+                    .unwrap();
             });
         }
     });
@@ -34,9 +37,17 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     let gw = Gateway::start(&stack.server, &[]).await;
     // The product exists before the load starts, so the count below is
     // about the gateway alone (not about concurrent first creation).
-    let seeded = gw.post("/inventory", &json!({"productId": "load", "quantity": 1, "price": 1})).await;
+    let seeded = gw
+        .post(
+            "/inventory",
+            &json!({"productId": "load", "quantity": 1, "price": 1}),
+        )
+        .await;
     assert_eq!(seeded.status, 201);
-    let Gateway { proc: mut gateway, addr } = gw;
+    let Gateway {
+        proc: mut gateway,
+        addr,
+    } = gw;
 
     // Load: keep-alive clients adding one unit at a time until their
     // connection is closed on them.
@@ -50,7 +61,15 @@ async fn sigterm_under_load_answers_every_accepted_request() {
                 let mut conn = Conn::open(&addr).await.unwrap();
                 let body = br#"{"productId":"load","quantity":1,"price":1}"#;
                 while !stop.load(Ordering::Relaxed) {
-                    match conn.send("POST", "/inventory", &[("Content-Type", "application/json")], Some(body)).await {
+                    match conn
+                        .send(
+                            "POST",
+                            "/inventory",
+                            &[("Content-Type", "application/json")],
+                            Some(body),
+                        )
+                        .await
+                    {
                         Ok(response) => {
                             assert_eq!(response.status, 201, "{}", response.text());
                             created += 1;
@@ -74,7 +93,12 @@ async fn sigterm_under_load_answers_every_accepted_request() {
                 let mut conn = Conn::open(&addr).await.unwrap();
                 let body = br#"{"items":[{"productId":"load","quantity":1}]}"#;
                 let response = conn
-                    .send("POST", "/inventory/check", &[("Content-Type", "application/json")], Some(body))
+                    .send(
+                        "POST",
+                        "/inventory/check",
+                        &[("Content-Type", "application/json")],
+                        Some(body),
+                    )
                     .await;
                 (response, Instant::now())
             })
@@ -95,12 +119,19 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         assert_eq!(response.status, 200, "{}", response.text());
         last_answer = last_answer.max(at);
     }
-    assert!(last_answer > signalled, "the slow requests were still in flight at the signal");
+    assert!(
+        last_answer > signalled,
+        "the slow requests were still in flight at the signal"
+    );
 
     let (status, exit_at) = exited.await.unwrap();
     assert!(status.success(), "gateway exit: {status}");
     assert!(exit_at >= last_answer, "exited before answering");
-    assert!(exit_at - signalled < Duration::from_secs(10), "shutdown took {:?}", exit_at - signalled);
+    assert!(
+        exit_at - signalled < Duration::from_secs(10),
+        "shutdown took {:?}",
+        exit_at - signalled
+    );
     stop.store(true, Ordering::Relaxed);
 
     let mut answered = 1;
@@ -108,8 +139,16 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         answered += task.await.unwrap();
     }
     assert!(answered > 0, "the load ran");
-    let product = request(&stack.client, "inventory.get", &json!({"productId": "load"})).await;
-    assert_eq!(product.body["quantity"], answered, "every applied request was answered");
+    let product = request(
+        &stack.client,
+        "inventory.get",
+        &json!({"productId": "load"}),
+    )
+    .await;
+    assert_eq!(
+        product.body["quantity"], answered,
+        "every applied request was answered"
+    );
 
     // Gone: new connections are refused.
     assert!(Conn::open(&addr).await.is_err());

@@ -41,7 +41,11 @@ impl Gateway {
                     return gateway;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "gateway did not come up on {}", gateway.addr);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway did not come up on {}",
+                gateway.addr
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -58,7 +62,13 @@ impl Gateway {
     }
 
     /// One request on a fresh connection; JSON bodies get `Content-Type: application/json`.
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
         self.try_request(method, path, headers, body)
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
@@ -70,14 +80,24 @@ impl Gateway {
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         let body = body.to_string();
-        self.request("POST", path, &[("Content-Type", "application/json")], Some(body.as_bytes()))
-            .await
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Response {
         let body = body.to_string();
-        self.request("PUT", path, &[("Content-Type", "application/json")], Some(body.as_bytes()))
-            .await
+        self.request(
+            "PUT",
+            path,
+            &[("Content-Type", "application/json")],
+            Some(body.as_bytes()),
+        )
+        .await
     }
 }
 
@@ -98,8 +118,12 @@ impl Response {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -109,7 +133,12 @@ impl Response {
     /// Asserts an RFC 9457 problem with this status, and returns its body.
     pub fn problem(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text()
+        );
         let body = self.json();
         assert_eq!(body["status"], status, "{body}");
         for field in ["type", "title", "detail"] {
@@ -121,7 +150,11 @@ impl Response {
     pub fn pointers(&self) -> Vec<String> {
         self.json()["errors"]
             .as_array()
-            .map(|e| e.iter().filter_map(|e| e["pointer"].as_str().map(String::from)).collect())
+            .map(|e| {
+                e.iter()
+                    .filter_map(|e| e["pointer"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -208,11 +241,18 @@ impl Conn {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
-        let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
         let body = if status < 200 || status == 204 || status == 304 {
             Vec::new()
         } else if let Some(length) = get("content-length") {
-            let length: usize = length.parse().map_err(|_| invalid("bad content-length".into()))?;
+            let length: usize = length
+                .parse()
+                .map_err(|_| invalid("bad content-length".into()))?;
             self.take(length).await?
         } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
             self.chunked().await?
@@ -221,7 +261,11 @@ impl Conn {
             while self.fill().await.is_ok() {}
             std::mem::take(&mut self.buffer)
         };
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     async fn chunked(&mut self) -> std::io::Result<Vec<u8>> {
@@ -256,9 +300,14 @@ impl Conn {
         let mut chunk = [0u8; 16 * 1024];
         let n = tokio::time::timeout(Duration::from_secs(30), self.stream.read(&mut chunk))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no response in 30 s"))??;
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "no response in 30 s")
+            })??;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         self.buffer.extend_from_slice(&chunk[..n]);
         Ok(())
@@ -275,7 +324,10 @@ fn invalid(message: String) -> std::io::Error {
 
 /// Every key and revision in the bucket: "nothing changed" means this is equal.
 pub async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
-    let kv = jetstream::new(stack.client.clone()).get_key_value("oms").await.unwrap();
+    let kv = jetstream::new(stack.client.clone())
+        .get_key_value("oms")
+        .await
+        .unwrap();
     let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
     keys.sort();
     let mut out = Vec::new();
@@ -285,13 +337,4 @@ pub async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
         }
     }
     out
-}
-
-/// Whether a handler binary has been built (the order handlers arrive in
-/// their own change).
-pub fn built(binary: &str) -> bool {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join(binary)))
-        .is_some_and(|path| path.exists())
 }
