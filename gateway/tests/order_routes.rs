@@ -22,14 +22,22 @@ async fn setup() -> (Stack, Gateway) {
     let stack = Stack::start(&SERVICES).await;
     let gateway = Gateway::start(&stack.server, &[]).await;
     for (id, quantity, price) in [("apple", 100, 0.5), ("pear", 10, 1.25), ("plum", 1, 3.0)] {
-        let added = gateway.post("/inventory", &json!({"productId": id, "quantity": quantity, "price": price})).await;
+        let added = gateway
+            .post(
+                "/inventory",
+                &json!({"productId": id, "quantity": quantity, "price": price}),
+            )
+            .await;
         assert_eq!(added.status, 201, "{}", added.text());
     }
     (stack, gateway)
 }
 
 async fn reserved(stack: &Stack, id: &str) -> Value {
-    request(&stack.client, "inventory.get", &json!({"productId": id})).await.body["reserved"].clone()
+    request(&stack.client, "inventory.get", &json!({"productId": id}))
+        .await
+        .body["reserved"]
+        .clone()
 }
 
 #[tokio::test]
@@ -42,11 +50,17 @@ async fn every_order_route_succeeds_and_says_what_nats_says() {
     assert_eq!(created.status, 201, "{}", created.text());
     let order = created.json();
     let id = order["id"].as_str().unwrap().to_string();
-    assert_eq!(created.header("location"), Some(format!("/orders/{id}").as_str()));
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/orders/{id}").as_str())
+    );
     assert_eq!(order["status"], "PENDING");
     assert_eq!(order["customerId"], "c-1");
     assert_eq!(order["totalAmount"], 4.0);
-    assert_eq!(order["items"][1], json!({"productId": "pear", "quantity": 2, "price": 1.25}));
+    assert_eq!(
+        order["items"][1],
+        json!({"productId": "pear", "quantity": 2, "price": 1.25})
+    );
     assert_eq!(reserved(&stack, "apple").await, 3);
 
     // GET the Location: the same order, and the same body as `nats req orders.get`.
@@ -57,21 +71,46 @@ async fn every_order_route_succeeds_and_says_what_nats_says() {
     assert_eq!(got.json(), nats.body);
 
     // PUT /orders/{id}/status through the machine.
-    let confirmed = gw.put(&format!("/orders/{id}/status"), &json!({"status": "CONFIRMED"})).await;
+    let confirmed = gw
+        .put(
+            &format!("/orders/{id}/status"),
+            &json!({"status": "CONFIRMED"}),
+        )
+        .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.text());
     assert_eq!(confirmed.json()["status"], "CONFIRMED");
     assert_eq!(confirmed.json()["previousStatus"], "PENDING");
-    let again = gw.put(&format!("/orders/{id}/status"), &json!({"status": "CONFIRMED"})).await;
-    assert_eq!(again.status, 200, "setting the current status again is a no-op 200");
-    let completed = gw.put(&format!("/orders/{id}/status"), &json!({"id": id, "status": "COMPLETED"})).await;
-    assert_eq!(completed.status, 200, "the id may be in the body too when it agrees");
+    let again = gw
+        .put(
+            &format!("/orders/{id}/status"),
+            &json!({"status": "CONFIRMED"}),
+        )
+        .await;
+    assert_eq!(
+        again.status, 200,
+        "setting the current status again is a no-op 200"
+    );
+    let completed = gw
+        .put(
+            &format!("/orders/{id}/status"),
+            &json!({"id": id, "status": "COMPLETED"}),
+        )
+        .await;
+    assert_eq!(
+        completed.status, 200,
+        "the id may be in the body too when it agrees"
+    );
     assert_eq!(completed.json()["status"], "COMPLETED");
     let nats = request(&stack.client, "orders.get", &json!({"id": id})).await;
     assert_eq!(gw.get(&format!("/orders/{id}")).await.json(), nats.body);
 
     // GET /orders: an array, the same items as NATS.
     eventually(10, "the order index has the order", || async {
-        gw.get("/orders").await.json().as_array().is_some_and(|a| a.len() == 1 && a[0]["status"] == "COMPLETED")
+        gw.get("/orders")
+            .await
+            .json()
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["status"] == "COMPLETED")
     })
     .await;
     let list = gw.get("/orders?customerId=c-1").await;
@@ -84,12 +123,19 @@ async fn every_order_route_succeeds_and_says_what_nats_says() {
 async fn idempotency_key_creates_one_order() {
     let (stack, gw) = setup().await;
     let body = br#"{"customerId":"c-2","items":[{"productId":"apple","quantity":5}]}"#;
-    let headers = [("Content-Type", "application/json"), ("Idempotency-Key", "order-key-1")];
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", "order-key-1"),
+    ];
     let first = gw.request("POST", "/orders", &headers, Some(body)).await;
     let second = gw.request("POST", "/orders", &headers, Some(body)).await;
     assert_eq!(first.status, 201, "{}", first.text());
     assert_eq!(second.status, 201, "{}", second.text());
-    assert_eq!(second.json(), first.json(), "the retry returns the same order");
+    assert_eq!(
+        second.json(),
+        first.json(),
+        "the retry returns the same order"
+    );
     assert_eq!(second.header("location"), first.header("location"));
     assert_eq!(reserved(&stack, "apple").await, 5, "reserved once");
     // The key in the body works the same way.
@@ -104,16 +150,25 @@ async fn order_lists_filter_and_page_with_link_headers() {
     for i in 0..7 {
         let customer = if i % 2 == 0 { "even" } else { "odd" };
         let created = gw
-            .post("/orders", &json!({"customerId": customer, "items": [{"productId": "apple", "quantity": 1}]}))
+            .post(
+                "/orders",
+                &json!({"customerId": customer, "items": [{"productId": "apple", "quantity": 1}]}),
+            )
             .await;
         assert_eq!(created.status, 201, "{}", created.text());
         ids.push(created.json()["id"].as_str().unwrap().to_string());
     }
-    let cancelled = gw.put(&format!("/orders/{}/status", ids[0]), &json!({"status": "CANCELLED"})).await;
+    let cancelled = gw
+        .put(
+            &format!("/orders/{}/status", ids[0]),
+            &json!({"status": "CANCELLED"}),
+        )
+        .await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.text());
     eventually(10, "the index has all seven", || async {
         let all = gw.get("/orders?limit=1000").await.json();
-        all.as_array().is_some_and(|a| a.len() == 7 && a.iter().any(|o| o["status"] == "CANCELLED"))
+        all.as_array()
+            .is_some_and(|a| a.len() == 7 && a.iter().any(|o| o["status"] == "CANCELLED"))
     })
     .await;
 
@@ -131,8 +186,15 @@ async fn order_lists_filter_and_page_with_link_headers() {
             seen.push(order["id"].as_str().unwrap().to_string());
         }
         if let Some(link) = page.header("link") {
-            let target = link.strip_prefix('<').and_then(|l| l.split_once('>')).unwrap().0;
-            assert!(target.starts_with("/orders?status=PENDING&customerId=even&limit=2&cursor="), "{link}");
+            let target = link
+                .strip_prefix('<')
+                .and_then(|l| l.split_once('>'))
+                .unwrap()
+                .0;
+            assert!(
+                target.starts_with("/orders?status=PENDING&customerId=even&limit=2&cursor="),
+                "{link}"
+            );
             assert!(link.ends_with("; rel=\"next\""), "{link}");
             next = Some(target.to_string());
         }
@@ -160,7 +222,10 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
         .request(
             "POST",
             "/orders",
-            &[("Content-Type", "application/json"), ("Idempotency-Key", "used-key")],
+            &[
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", "used-key"),
+            ],
             Some(br#"{"customerId":"c-3","items":[{"productId":"apple","quantity":1}]}"#),
         )
         .await;
@@ -192,26 +257,79 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
         create("{}", 400, Some("/customerId")),
         create(r#"{"customerId":"c"}"#, 400, Some("/items")),
         create(r#"{"customerId":"c","items":[]}"#, 400, Some("/items")),
-        create(&format!(r#"{{"customerId":"","items":{item}}}"#), 400, Some("/customerId")),
-        create(&format!(r#"{{"customerId":"{}","items":{item}}}"#, "c".repeat(129)), 400, Some("/customerId")),
-        create(r#"{"customerId":"c","items":[{"productId":"apple","quantity":0}]}"#, 400, Some("/items/0/quantity")),
-        create(r#"{"customerId":"c","items":[{"productId":"bad id","quantity":1}]}"#, 400, Some("/items/0/productId")),
+        create(
+            &format!(r#"{{"customerId":"","items":{item}}}"#),
+            400,
+            Some("/customerId"),
+        ),
+        create(
+            &format!(r#"{{"customerId":"{}","items":{item}}}"#, "c".repeat(129)),
+            400,
+            Some("/customerId"),
+        ),
+        create(
+            r#"{"customerId":"c","items":[{"productId":"apple","quantity":0}]}"#,
+            400,
+            Some("/items/0/quantity"),
+        ),
+        create(
+            r#"{"customerId":"c","items":[{"productId":"bad id","quantity":1}]}"#,
+            400,
+            Some("/items/0/productId"),
+        ),
         create(
             r#"{"customerId":"c","items":[{"productId":"apple","quantity":1},{"productId":"apple","quantity":2}]}"#,
             400,
             Some("/items/1/productId"),
         ),
-        create(&format!(r#"{{"customerId":"c","items":{item},"color":"red"}}"#), 400, Some("/color")),
-        create(r#"{"customerId":"c","items":[{"productId":"ghost","quantity":1}]}"#, 422, None),
-        create(r#"{"customerId":"c","items":[{"productId":"apple","quantity":1},{"productId":"plum","quantity":2}]}"#, 409, None),
+        create(
+            &format!(r#"{{"customerId":"c","items":{item},"color":"red"}}"#),
+            400,
+            Some("/color"),
+        ),
+        create(
+            r#"{"customerId":"c","items":[{"productId":"ghost","quantity":1}]}"#,
+            422,
+            None,
+        ),
+        create(
+            r#"{"customerId":"c","items":[{"productId":"apple","quantity":1},{"productId":"plum","quantity":2}]}"#,
+            409,
+            None,
+        ),
         update(&status_path, "{}", 400, Some("/status")),
-        update(&status_path, r#"{"status":"SHIPPED"}"#, 400, Some("/status")),
+        update(
+            &status_path,
+            r#"{"status":"SHIPPED"}"#,
+            400,
+            Some("/status"),
+        ),
         update(&status_path, r#"{"status":"COMPLETED"}"#, 409, None),
-        update(&status_path, r#"{"id":"other","status":"CONFIRMED"}"#, 400, Some("/id")),
-        update(&status_path, r#"{"status":"CONFIRMED","note":"x"}"#, 400, Some("/note")),
+        update(
+            &status_path,
+            r#"{"id":"other","status":"CONFIRMED"}"#,
+            400,
+            Some("/id"),
+        ),
+        update(
+            &status_path,
+            r#"{"status":"CONFIRMED","note":"x"}"#,
+            400,
+            Some("/note"),
+        ),
         update(&status_path, "[\"CONFIRMED\"]", 400, Some("")),
-        update("/orders/no-such-order/status", r#"{"status":"CONFIRMED"}"#, 404, None),
-        update("/orders/bad%20id/status", r#"{"status":"CONFIRMED"}"#, 400, Some("/id")),
+        update(
+            "/orders/no-such-order/status",
+            r#"{"status":"CONFIRMED"}"#,
+            404,
+            None,
+        ),
+        update(
+            "/orders/bad%20id/status",
+            r#"{"status":"CONFIRMED"}"#,
+            400,
+            Some("/id"),
+        ),
     ];
     // Idempotency-Key: malformed, reused with another body, disagreeing with the body.
     let mut with_key = |key: &str, body: &str, status, pointer| {
@@ -219,11 +337,29 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
         c.headers.push(("Idempotency-Key", key.to_string()));
         cases.push(c);
     };
-    with_key("no spaces", &format!(r#"{{"customerId":"c","items":{item}}}"#), 400, Some("/idempotencyKey"));
-    with_key("used-key", &format!(r#"{{"customerId":"someone-else","items":{item}}}"#), 422, None);
-    with_key("key-a", &format!(r#"{{"customerId":"c","items":{item},"idempotencyKey":"key-b"}}"#), 400, Some("/idempotencyKey"));
+    with_key(
+        "no spaces",
+        &format!(r#"{{"customerId":"c","items":{item}}}"#),
+        400,
+        Some("/idempotencyKey"),
+    );
+    with_key(
+        "used-key",
+        &format!(r#"{{"customerId":"someone-else","items":{item}}}"#),
+        422,
+        None,
+    );
+    with_key(
+        "key-a",
+        &format!(r#"{{"customerId":"c","items":{item},"idempotencyKey":"key-b"}}"#),
+        400,
+        Some("/idempotencyKey"),
+    );
     // Not JSON, too large.
-    for (method, path) in [("POST", "/orders".to_string()), ("PUT", status_path.clone())] {
+    for (method, path) in [
+        ("POST", "/orders".to_string()),
+        ("PUT", status_path.clone()),
+    ] {
         cases.push(Case {
             method,
             path: path.clone(),
@@ -245,23 +381,49 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
 
     for c in &cases {
         let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = gw.request(c.method, &c.path, &headers, Some(c.body.as_bytes())).await;
-        let label = format!("{} {} {}", c.method, c.path, &c.body[..c.body.len().min(100)]);
+        let response = gw
+            .request(c.method, &c.path, &headers, Some(c.body.as_bytes()))
+            .await;
+        let label = format!(
+            "{} {} {}",
+            c.method,
+            c.path,
+            &c.body[..c.body.len().min(100)]
+        );
         assert_eq!(response.status, c.status, "{label}: {}", response.text());
         let problem = response.problem(c.status);
         if let Some(pointer) = c.pointer {
-            assert!(response.pointers().iter().any(|p| p == pointer), "{label}: want {pointer:?}, got {problem}");
+            assert!(
+                response.pointers().iter().any(|p| p == pointer),
+                "{label}: want {pointer:?}, got {problem}"
+            );
         }
         if c.status == 409 && c.method == "POST" {
             let short = &problem["items"][0];
-            assert_eq!((short["productId"].as_str(), short["requested"].as_u64()), (Some("plum"), Some(2)), "{problem}");
+            assert_eq!(
+                (short["productId"].as_str(), short["requested"].as_u64()),
+                (Some("plum"), Some(2)),
+                "{problem}"
+            );
         }
     }
-    assert_eq!(snapshot(&stack).await, before, "a bad request changed the bucket");
+    assert_eq!(
+        snapshot(&stack).await,
+        before,
+        "a bad request changed the bucket"
+    );
     // Queries of the read routes are checked too.
-    for (path, pointer) in [("/orders?status=SHIPPED", "/status"), ("/orders?limit=0", "/limit"), ("/orders/bad%20id", "/id")] {
+    for (path, pointer) in [
+        ("/orders?status=SHIPPED", "/status"),
+        ("/orders?limit=0", "/limit"),
+        ("/orders/bad%20id", "/id"),
+    ] {
         let response = gw.get(path).await;
         response.problem(400);
-        assert!(response.pointers().contains(&pointer.to_string()), "{path}: {:?}", response.pointers());
+        assert!(
+            response.pointers().contains(&pointer.to_string()),
+            "{path}: {:?}",
+            response.pointers()
+        );
     }
 }
