@@ -74,6 +74,13 @@ async fn try_forward(
     let client = gateway
         .nats()
         .ok_or_else(|| Problem::unavailable("the gateway is not connected to NATS yet"))?;
+    // While reconnecting, a request would sit in the client's buffer until
+    // it times out: say 503 now, which a client knows to retry.
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return Err(Problem::unavailable(
+            "the gateway has lost its NATS connection; retry shortly",
+        ));
+    }
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(REQUEST_ID, trace.request_id);
     if let Some(traceparent) = trace.traceparent {

@@ -134,8 +134,8 @@ async fn a_handler_that_does_not_answer_is_504_and_other_routes_keep_working() {
     assert_eq!(added.status, 201, "{}", added.text());
     assert_eq!(gw.get("/openapi.json").await.status, 200);
     assert!(
-        started.elapsed() < Duration::from_millis(700),
-        "other routes waited: {:?}",
+        slow.iter().all(|task| !task.is_finished()),
+        "other routes were answered only after the slow ones gave up ({:?})",
         started.elapsed()
     );
 

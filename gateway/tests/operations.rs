@@ -366,14 +366,42 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
 }
 
 #[tokio::test]
-async fn nats_reconnects_are_counted() {
-    let mut stack = Stack::start(&[]).await;
+async fn a_nats_outage_is_503_at_once_and_the_gateway_rides_it_out() {
+    let mut stack = Stack::start(&["inventory-get"]).await;
     let gw = Gateway::start(&stack.server, &[]).await;
+    gw.get("/inventory/p-1").await.problem(404);
+
+    stack.server.stop();
+    eventually(10, "the gateway notices the outage", || async {
+        gw.get("/readyz").await.json()["nats"] == "disconnected"
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let problem = gw.get("/inventory/p-1").await.problem(503);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("NATS"),
+        "{problem}"
+    );
+    assert_eq!(
+        gw.get("/healthz").await.status,
+        200,
+        "health does not depend on NATS"
+    );
+
     stack.server.restart().await;
-    eventually(20, "the gateway counts a reconnect", || async {
+    eventually(20, "the gateway reconnects and counts it", || async {
         let text = gw.get("/metrics").await.text();
         text.lines().any(|l| l == "gateway_nats_reconnects_total 1")
             && text.lines().any(|l| l == "gateway_nats_connected 1")
+    })
+    .await;
+    eventually(20, "requests are served again", || async {
+        gw.get("/inventory/p-1").await.status == 404
     })
     .await;
 }

@@ -56,10 +56,16 @@ impl NatsServer {
 
     /// Stops the server (SIGKILL) and starts it again on the same port and store.
     pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    /// Stops the server (SIGKILL) until [`NatsServer::restart`]: for tests of
+    /// what clients do while NATS is away.
+    pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.kill();
         }
-        self.launch().await;
     }
 
     async fn launch(&mut self) {
