@@ -3,8 +3,8 @@
 //! them need (the stored shapes, money, the status machine).
 
 pub mod events;
-pub mod money;
 pub mod model;
+pub mod money;
 pub mod read_model;
 pub mod settle;
 pub mod status;

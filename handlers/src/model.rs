@@ -62,7 +62,10 @@ pub struct PricedItem {
 pub fn check_distinct(items: &[Item]) -> Result<(), Problem> {
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if items[..i].iter().any(|earlier| earlier.product_id == item.product_id) {
+        if items[..i]
+            .iter()
+            .any(|earlier| earlier.product_id == item.product_id)
+        {
             errors.push(FieldError {
                 pointer: format!("/items/{i}/productId"),
                 message: format!("{} appears more than once", item.product_id),
@@ -72,7 +75,10 @@ pub fn check_distinct(items: &[Item]) -> Result<(), Problem> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(Problem::bad_request("items must name distinct products", errors))
+        Err(Problem::bad_request(
+            "items must name distinct products",
+            errors,
+        ))
     }
 }
 
@@ -102,8 +108,16 @@ mod tests {
     #[test]
     fn total_is_exact() {
         let items = [
-            PricedItem { product_id: "a".into(), quantity: 3, price: Cents(1999) },
-            PricedItem { product_id: "b".into(), quantity: 1, price: Cents(1) },
+            PricedItem {
+                product_id: "a".into(),
+                quantity: 3,
+                price: Cents(1999),
+            },
+            PricedItem {
+                product_id: "b".into(),
+                quantity: 1,
+                price: Cents(1),
+            },
         ];
         assert_eq!(total(&items), Cents(5998));
     }
@@ -134,7 +148,11 @@ pub struct Reservation {
 impl Reservation {
     /// Same products and quantities, in any order: the test of a replay.
     pub fn holds_same(&self, items: &[Item]) -> bool {
-        let mut held: Vec<_> = self.items.iter().map(|i| (&i.product_id, i.quantity)).collect();
+        let mut held: Vec<_> = self
+            .items
+            .iter()
+            .map(|i| (&i.product_id, i.quantity))
+            .collect();
         let mut asked: Vec<_> = items.iter().map(|i| (&i.product_id, i.quantity)).collect();
         held.sort();
         asked.sort();

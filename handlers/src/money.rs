@@ -59,7 +59,9 @@ impl<'de> Deserialize<'de> for Cents {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cents, D::Error> {
         let value = f64::deserialize(d)?;
         Cents::from_decimal(value).ok_or_else(|| {
-            serde::de::Error::custom(format!("{value} is not an amount of money (>= 0, two decimals at most)"))
+            serde::de::Error::custom(format!(
+                "{value} is not an amount of money (>= 0, two decimals at most)"
+            ))
         })
     }
 }
@@ -74,7 +76,10 @@ mod tests {
         assert_eq!(Cents::from_decimal(0.07), Some(Cents(7)));
         assert_eq!(Cents::from_decimal(0.0), Some(Cents(0)));
         assert_eq!(Cents::from_decimal(1.1), Some(Cents(110)));
-        assert_eq!(Cents::from_decimal(999_999_999.99), Some(Cents(99_999_999_999)));
+        assert_eq!(
+            Cents::from_decimal(999_999_999.99),
+            Some(Cents(99_999_999_999))
+        );
     }
 
     #[test]
@@ -94,14 +99,21 @@ mod tests {
         assert_eq!(serde_json::to_string(&total).unwrap(), "0.3");
         let many: Cents = std::iter::repeat_n(Cents::from_decimal(0.1).unwrap(), 1000).sum();
         assert_eq!(many, Cents(10_000));
-        assert_eq!(serde_json::to_string(&Cents(1999).times(3)).unwrap(), "59.97");
+        assert_eq!(
+            serde_json::to_string(&Cents(1999).times(3)).unwrap(),
+            "59.97"
+        );
     }
 
     #[test]
     fn round_trips_through_json() {
         for cents in [0, 1, 7, 10, 1999, 123_456_789, 99_999_999_999] {
             let json = serde_json::to_string(&Cents(cents)).unwrap();
-            assert_eq!(serde_json::from_str::<Cents>(&json).unwrap(), Cents(cents), "{json}");
+            assert_eq!(
+                serde_json::from_str::<Cents>(&json).unwrap(),
+                Cents(cents),
+                "{json}"
+            );
         }
     }
 }

@@ -33,7 +33,9 @@ impl Mirror {
         tokio::spawn(async move {
             store
                 .follow(&format!("{prefix}.>"), |entry| {
-                    let Some(id) = entry.key.strip_prefix(&key_prefix) else { return };
+                    let Some(id) = entry.key.strip_prefix(&key_prefix) else {
+                        return;
+                    };
                     let result = match entry.operation {
                         kv::Operation::Put => tree.insert(id, entry.value.as_ref()).map(drop),
                         kv::Operation::Delete | kv::Operation::Purge => tree.remove(id).map(drop),
@@ -135,14 +137,20 @@ impl OrderIndex {
         let suffix = format!("{}|{}", order.created_at, order.id);
         if let Some(old) = self.orders.insert(order.id.as_bytes(), json)? {
             if let Ok(old) = serde_json::from_slice::<crate::model::Order>(&old) {
-                self.by_status.remove(format!("{}|{suffix}", old.status.as_str()))?;
+                self.by_status
+                    .remove(format!("{}|{suffix}", old.status.as_str()))?;
             }
         }
-        self.by_time.insert(suffix.as_bytes(), order.id.as_bytes())?;
-        self.by_status
-            .insert(format!("{}|{suffix}", order.status.as_str()), order.id.as_bytes())?;
-        self.by_customer
-            .insert(format!("{}\0{suffix}", order.customer_id), order.id.as_bytes())?;
+        self.by_time
+            .insert(suffix.as_bytes(), order.id.as_bytes())?;
+        self.by_status.insert(
+            format!("{}|{suffix}", order.status.as_str()),
+            order.id.as_bytes(),
+        )?;
+        self.by_customer.insert(
+            format!("{}\0{suffix}", order.customer_id),
+            order.id.as_bytes(),
+        )?;
         Ok(())
     }
 
@@ -171,8 +179,11 @@ impl OrderIndex {
         let mut last = None;
         for row in rows {
             let (key, id) = row.map_err(Problem::internal)?;
-            let Some(json) = self.orders.get(&id).map_err(Problem::internal)? else { continue };
-            let order: crate::model::Order = serde_json::from_slice(&json).map_err(Problem::internal)?;
+            let Some(json) = self.orders.get(&id).map_err(Problem::internal)? else {
+                continue;
+            };
+            let order: crate::model::Order =
+                serde_json::from_slice(&json).map_err(Problem::internal)?;
             if filter.status.is_some_and(|s| s != order.status.as_str()) {
                 continue; // a stale status entry, or a customer page filtered by status
             }

@@ -38,7 +38,9 @@ pub async fn settle(
     let key = reservation_key(order_id);
     loop {
         let Some(current) = store.get::<Reservation>(&key).await? else {
-            return Err(Problem::not_found(format!("no reservation for order {order_id}")));
+            return Err(Problem::not_found(format!(
+                "no reservation for order {order_id}"
+            )));
         };
         let reservation = current.value;
         if reservation.state == how.target() {
@@ -50,7 +52,11 @@ pub async fn settle(
                 format!("reservation {order_id} is {:?}", reservation.state),
             ));
         }
-        let keys: Vec<_> = reservation.items.iter().map(|i| product_key(&i.product_id)).collect();
+        let keys: Vec<_> = reservation
+            .items
+            .iter()
+            .map(|i| product_key(&i.product_id))
+            .collect();
         let products = try_join_all(keys.iter().map(|k| store.get::<Product>(k))).await?;
         let now = time::now();
         let mut writes = Vec::with_capacity(keys.len() + 1);

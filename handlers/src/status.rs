@@ -21,13 +21,20 @@ pub enum Transition {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Pending, Status::Confirmed, Status::Completed, Status::Cancelled];
+    pub const ALL: [Status; 4] = [
+        Status::Pending,
+        Status::Confirmed,
+        Status::Completed,
+        Status::Cancelled,
+    ];
 
     pub fn transition(self, to: Status) -> Transition {
         use Status::*;
         match (self, to) {
             (from, to) if from == to => Transition::Same,
-            (Pending, Confirmed | Cancelled) | (Confirmed, Completed | Cancelled) => Transition::Allowed,
+            (Pending, Confirmed | Cancelled) | (Confirmed, Completed | Cancelled) => {
+                Transition::Allowed
+            }
             _ => Transition::Illegal,
         }
     }

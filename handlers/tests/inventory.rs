@@ -6,11 +6,19 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use testkit::{discover, eventually, request, request_raw, Stack};
 
-const INVENTORY: [&str; 4] = ["inventory-add-stock", "inventory-check", "inventory-get", "inventory-list"];
+const INVENTORY: [&str; 4] = [
+    "inventory-add-stock",
+    "inventory-check",
+    "inventory-get",
+    "inventory-list",
+];
 
 async fn add(stack: &Stack, id: &str, quantity: u64, price: f64) -> Value {
     let reply = stack
-        .request("inventory.add-stock", &json!({"productId": id, "quantity": quantity, "price": price}))
+        .request(
+            "inventory.add-stock",
+            &json!({"productId": id, "quantity": quantity, "price": price}),
+        )
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.body
@@ -18,7 +26,10 @@ async fn add(stack: &Stack, id: &str, quantity: u64, price: f64) -> Value {
 
 /// Every key and revision in the bucket: "nothing changed" means this is equal.
 async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
-    let kv = jetstream::new(stack.client.clone()).get_key_value("oms").await.unwrap();
+    let kv = jetstream::new(stack.client.clone())
+        .get_key_value("oms")
+        .await
+        .unwrap();
     let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
     keys.sort();
     let mut out = Vec::new();
@@ -33,7 +44,10 @@ async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
 async fn discovery_answers_like_the_nats_cli_expects() {
     let stack = Stack::start(&INVENTORY).await;
     let pings = discover(&stack.client, "$SRV.PING").await;
-    let names: BTreeSet<_> = pings.iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    let names: BTreeSet<_> = pings
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, INVENTORY.iter().map(|s| s.to_string()).collect());
     for ping in &pings {
         assert_eq!(ping["type"], "io.nats.micro.v1.ping_response");
@@ -63,14 +77,22 @@ async fn discovery_answers_like_the_nats_cli_expects() {
         for key in ["request_schema", "response_schema"] {
             let text = endpoint["metadata"][key].as_str().unwrap();
             let schema: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+            assert_eq!(
+                schema["$schema"],
+                "https://json-schema.org/draft/2020-12/schema"
+            );
         }
-        assert!(endpoint["metadata"]["rest"].as_str().unwrap().contains("/inventory"));
+        assert!(endpoint["metadata"]["rest"]
+            .as_str()
+            .unwrap()
+            .contains("/inventory"));
     }
 
     // STATS counts requests and errors.
     add(&stack, "p1", 1, 1.0).await;
-    let bad = stack.request("inventory.add-stock", &json!({"productId": "p1"})).await;
+    let bad = stack
+        .request("inventory.add-stock", &json!({"productId": "p1"}))
+        .await;
     assert_eq!(bad.status, 400);
     let stats = discover(&stack.client, "$SRV.STATS.inventory-add-stock").await;
     let stats = &stats[0];
@@ -89,10 +111,19 @@ async fn a_stray_discovery_publish_does_not_remove_an_instance() {
     let stack = Stack::start(&["inventory-get"]).await;
     // No reply subject: must be ignored, not end the responder.
     stack.client.publish("$SRV.PING", "".into()).await.unwrap();
-    stack.client.publish("$SRV.INFO.inventory-get", "".into()).await.unwrap();
+    stack
+        .client
+        .publish("$SRV.INFO.inventory-get", "".into())
+        .await
+        .unwrap();
     stack.client.flush().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(discover(&stack.client, "$SRV.PING.inventory-get").await.len(), 1);
+    assert_eq!(
+        discover(&stack.client, "$SRV.PING.inventory-get")
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -117,17 +148,28 @@ async fn add_stock_adds_creates_and_sets_price() {
     assert_eq!(again["price"], 17.5);
     assert_eq!(again["createdAt"], created["createdAt"]);
 
-    let got = stack.request("inventory.get", &json!({"productId": "SKU-1"})).await;
+    let got = stack
+        .request("inventory.get", &json!({"productId": "SKU-1"}))
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body, again);
     let keys: BTreeSet<_> = got.body.as_object().unwrap().keys().cloned().collect();
-    let want: BTreeSet<_> = ["productId", "quantity", "reserved", "price", "createdAt", "updatedAt"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let want: BTreeSet<_> = [
+        "productId",
+        "quantity",
+        "reserved",
+        "price",
+        "createdAt",
+        "updatedAt",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(keys, want);
 
-    let missing = stack.request("inventory.get", &json!({"productId": "nope"})).await;
+    let missing = stack
+        .request("inventory.get", &json!({"productId": "nope"}))
+        .await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["status"], 404);
 
@@ -144,7 +186,10 @@ async fn add_stock_adds_creates_and_sets_price() {
     assert_eq!(check.body["items"][1]["quantity"], 0);
     assert_eq!(check.body["items"][1]["sufficient"], false);
     let enough = stack
-        .request("inventory.check", &json!({"items": [{"productId": "SKU-1", "quantity": 8}]}))
+        .request(
+            "inventory.check",
+            &json!({"items": [{"productId": "SKU-1", "quantity": 8}]}),
+        )
         .await;
     assert_eq!(enough.body["available"], true);
 }
@@ -158,7 +203,9 @@ async fn list_walks_every_product_exactly_once() {
     }
     // The list index follows KV and may lag by a few milliseconds.
     eventually(10, "index holds every product", || async {
-        let page = stack.request("inventory.list", &json!({"limit": 1000})).await;
+        let page = stack
+            .request("inventory.list", &json!({"limit": 1000}))
+            .await;
         page.body["items"].as_array().unwrap().len() == ids.len()
     })
     .await;
@@ -174,7 +221,11 @@ async fn list_walks_every_product_exactly_once() {
         assert_eq!(page.status, 200, "{:?}", page.body);
         let items = page.body["items"].as_array().unwrap();
         assert!(items.len() <= 5);
-        seen.extend(items.iter().map(|p| p["productId"].as_str().unwrap().to_string()));
+        seen.extend(
+            items
+                .iter()
+                .map(|p| p["productId"].as_str().unwrap().to_string()),
+        );
         pages += 1;
         match page.body["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
@@ -198,24 +249,92 @@ async fn malformed_requests_get_a_precise_400_and_change_nothing() {
     let cases: Vec<(&str, &str, &str)> = vec![
         ("inventory.add-stock", "{not json", ""),
         ("inventory.add-stock", r#"[1,2]"#, ""),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":"5","price":1}"#, "/quantity"),
-        ("inventory.add-stock", r#"{"quantity":5,"price":1}"#, "/productId"),
-        ("inventory.add-stock", r#"{"productId":"known","price":1}"#, "/quantity"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":5}"#, "/price"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":5,"price":1,"color":"red"}"#, "/color"),
-        ("inventory.add-stock", r#"{"productId":"bad id","quantity":5,"price":1}"#, "/productId"),
-        ("inventory.add-stock", r#"{"productId":"-dash","quantity":5,"price":1}"#, "/productId"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":0,"price":1}"#, "/quantity"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":-3,"price":1}"#, "/quantity"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":1.5,"price":1}"#, "/quantity"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":1000000001,"price":1}"#, "/quantity"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":1,"price":1.999}"#, "/price"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":1,"price":-1}"#, "/price"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":1,"price":"1.00"}"#, "/price"),
-        ("inventory.add-stock", r#"{"productId":"known","quantity":1,"price":1,"requestId":"no spaces"}"#, "/requestId"),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":"5","price":1}"#,
+            "/quantity",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"quantity":5,"price":1}"#,
+            "/productId",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","price":1}"#,
+            "/quantity",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":5}"#,
+            "/price",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":5,"price":1,"color":"red"}"#,
+            "/color",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"bad id","quantity":5,"price":1}"#,
+            "/productId",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"-dash","quantity":5,"price":1}"#,
+            "/productId",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":0,"price":1}"#,
+            "/quantity",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":-3,"price":1}"#,
+            "/quantity",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":1.5,"price":1}"#,
+            "/quantity",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":1000000001,"price":1}"#,
+            "/quantity",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":1,"price":1.999}"#,
+            "/price",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":1,"price":-1}"#,
+            "/price",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":1,"price":"1.00"}"#,
+            "/price",
+        ),
+        (
+            "inventory.add-stock",
+            r#"{"productId":"known","quantity":1,"price":1,"requestId":"no spaces"}"#,
+            "/requestId",
+        ),
         ("inventory.check", r#"{"items":[]}"#, "/items"),
-        ("inventory.check", r#"{"items":[{"productId":"known"}]}"#, "/items/0/quantity"),
-        ("inventory.check", r#"{"items":[{"productId":"known","quantity":1},{"productId":"known","quantity":2}]}"#, "/items/1/productId"),
+        (
+            "inventory.check",
+            r#"{"items":[{"productId":"known"}]}"#,
+            "/items/0/quantity",
+        ),
+        (
+            "inventory.check",
+            r#"{"items":[{"productId":"known","quantity":1},{"productId":"known","quantity":2}]}"#,
+            "/items/1/productId",
+        ),
         ("inventory.get", r#"{"productId":""}"#, "/productId"),
         ("inventory.get", r#"{"id":"known"}"#, "/id"),
         ("inventory.list", r#"{"limit":0}"#, "/limit"),
@@ -225,7 +344,10 @@ async fn malformed_requests_get_a_precise_400_and_change_nothing() {
     for (subject, payload, pointer) in &cases {
         let reply = request_raw(&stack.client, subject, payload.to_string()).await;
         assert_eq!(reply.status, 400, "{subject} {payload}: {:?}", reply.body);
-        assert!(reply.headers.get("Nats-Service-Error").is_some(), "{payload}");
+        assert!(
+            reply.headers.get("Nats-Service-Error").is_some(),
+            "{payload}"
+        );
         assert_eq!(reply.body["status"], 400);
         assert_eq!(reply.body["title"], "Invalid request");
         assert!(reply.body["type"].is_string() && reply.body["detail"].is_string());
@@ -238,13 +360,19 @@ async fn malformed_requests_get_a_precise_400_and_change_nothing() {
     // Binary garbage and oversized bodies: precise statuses, no crash.
     let garbage = request_raw(&stack.client, "inventory.add-stock", vec![0xff, 0xfe, 0x00]).await;
     assert_eq!(garbage.status, 400);
-    let huge = format!(r#"{{"productId":"known","quantity":1,"price":1,"pad":"{}"}}"#, "x".repeat(70_000));
+    let huge = format!(
+        r#"{{"productId":"known","quantity":1,"price":1,"pad":"{}"}}"#,
+        "x".repeat(70_000)
+    );
     let too_large = request_raw(&stack.client, "inventory.add-stock", huge).await;
     assert_eq!(too_large.status, 413);
 
     assert_eq!(snapshot(&stack).await, before, "bad requests changed KV");
     // And every instance is still there.
-    assert_eq!(discover(&stack.client, "$SRV.PING").await.len(), INVENTORY.len());
+    assert_eq!(
+        discover(&stack.client, "$SRV.PING").await.len(),
+        INVENTORY.len()
+    );
 }
 
 #[tokio::test]
@@ -276,13 +404,18 @@ async fn concurrent_add_stock_loses_no_increment() {
     for task in tasks {
         expected += task.await.unwrap();
     }
-    let product = stack.request("inventory.get", &json!({"productId": "hot"})).await;
+    let product = stack
+        .request("inventory.get", &json!({"productId": "hot"}))
+        .await;
     assert_eq!(product.body["quantity"], expected);
     // Both instances took a share.
     let stats = discover(&stack.client, "$SRV.STATS.inventory-add-stock").await;
     assert_eq!(stats.len(), 2);
     for s in &stats {
-        assert!(s["endpoints"][0]["num_requests"].as_u64().unwrap() > 0, "{s}");
+        assert!(
+            s["endpoints"][0]["num_requests"].as_u64().unwrap() > 0,
+            "{s}"
+        );
     }
 }
 
@@ -294,7 +427,9 @@ async fn request_id_applies_a_retry_once() {
     let second = stack.request("inventory.add-stock", &body).await;
     assert_eq!(first.status, 200);
     assert_eq!(second.body, first.body, "a retry returns the first answer");
-    let product = stack.request("inventory.get", &json!({"productId": "r1"})).await;
+    let product = stack
+        .request("inventory.get", &json!({"productId": "r1"}))
+        .await;
     assert_eq!(product.body["quantity"], 4);
     let other = stack
         .request(
@@ -303,7 +438,9 @@ async fn request_id_applies_a_retry_once() {
         )
         .await;
     assert_eq!(other.status, 422);
-    let product = stack.request("inventory.get", &json!({"productId": "r1"})).await;
+    let product = stack
+        .request("inventory.get", &json!({"productId": "r1"}))
+        .await;
     assert_eq!(product.body["quantity"], 4);
 }
 
@@ -328,7 +465,11 @@ async fn two_instances_share_the_queue_and_a_drained_one_loses_nothing() {
                         &json!({"productId": "drain", "quantity": 1, "price": 1.0}),
                     )
                     .await;
-                    assert_eq!(reply.status, 200, "a request was lost or failed: {:?}", reply.body);
+                    assert_eq!(
+                        reply.status, 200,
+                        "a request was lost or failed: {:?}",
+                        reply.body
+                    );
                     ok += 1;
                 }
                 ok
@@ -339,7 +480,10 @@ async fn two_instances_share_the_queue_and_a_drained_one_loses_nothing() {
     let stats = discover(&stack.client, "$SRV.STATS.inventory-add-stock").await;
     assert_eq!(stats.len(), 2);
     for s in &stats {
-        assert!(s["endpoints"][0]["num_requests"].as_u64().unwrap() > 0, "both serve: {s}");
+        assert!(
+            s["endpoints"][0]["num_requests"].as_u64().unwrap() > 0,
+            "both serve: {s}"
+        );
     }
     let status = stack.procs[second].terminate().await;
     assert!(status.success(), "drained instance exits cleanly: {status}");
@@ -349,7 +493,17 @@ async fn two_instances_share_the_queue_and_a_drained_one_loses_nothing() {
     for s in senders {
         sent += s.await.unwrap();
     }
-    let product = stack.request("inventory.get", &json!({"productId": "drain"})).await;
-    assert_eq!(product.body["quantity"], sent, "every answered request was applied once");
-    assert_eq!(discover(&stack.client, "$SRV.PING.inventory-add-stock").await.len(), 1);
+    let product = stack
+        .request("inventory.get", &json!({"productId": "drain"}))
+        .await;
+    assert_eq!(
+        product.body["quantity"], sent,
+        "every answered request was applied once"
+    );
+    assert_eq!(
+        discover(&stack.client, "$SRV.PING.inventory-add-stock")
+            .await
+            .len(),
+        1
+    );
 }

@@ -28,36 +28,61 @@ async fn start(extra_env: &[(&str, &str)]) -> Stack {
 
 async fn add(stack: &Stack, id: &str, quantity: u64, price: f64) {
     let reply = stack
-        .request("inventory.add-stock", &json!({"productId": id, "quantity": quantity, "price": price}))
+        .request(
+            "inventory.add-stock",
+            &json!({"productId": id, "quantity": quantity, "price": price}),
+        )
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
 }
 
 async fn product(stack: &Stack, id: &str) -> (u64, u64) {
-    let reply = stack.request("inventory.get", &json!({"productId": id})).await;
+    let reply = stack
+        .request("inventory.get", &json!({"productId": id}))
+        .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    (reply.body["quantity"].as_u64().unwrap(), reply.body["reserved"].as_u64().unwrap())
+    (
+        reply.body["quantity"].as_u64().unwrap(),
+        reply.body["reserved"].as_u64().unwrap(),
+    )
 }
 
 async fn order(stack: &Stack, items: Value) -> testkit::Reply {
-    stack.request("orders.create", &json!({"customerId": "c-1", "items": items})).await
+    stack
+        .request(
+            "orders.create",
+            &json!({"customerId": "c-1", "items": items}),
+        )
+        .await
 }
 
 async fn set_status(stack: &Stack, id: &str, status: &str) -> testkit::Reply {
-    stack.request("orders.update-status", &json!({"id": id, "status": status})).await
+    stack
+        .request("orders.update-status", &json!({"id": id, "status": status}))
+        .await
 }
 
 /// Every event in OMS_EVENTS: (subject, Nats-Msg-Id, body).
 async fn events(stack: &Stack) -> Vec<(String, String, Value)> {
     let js = jetstream::new(stack.client.clone());
     // The workers create the stream at start; until then there are no events.
-    let Ok(stream) = js.get_stream("OMS_EVENTS").await else { return Vec::new() };
+    let Ok(stream) = js.get_stream("OMS_EVENTS").await else {
+        return Vec::new();
+    };
     let last = stream.get_info().await.unwrap().state.last_sequence;
     let mut out = Vec::new();
     for seq in 1..=last {
         if let Ok(message) = stream.get_raw_message(seq).await {
-            let id = message.headers.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap_or_default();
-            out.push((message.subject.to_string(), id, serde_json::from_slice(&message.payload).unwrap()));
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            out.push((
+                message.subject.to_string(),
+                id,
+                serde_json::from_slice(&message.payload).unwrap(),
+            ));
         }
     }
     out
@@ -68,13 +93,23 @@ async fn an_order_reserves_stock_at_exact_prices() {
     let stack = start(&[]).await;
     add(&stack, "A", 10, 19.99).await;
     add(&stack, "B", 5, 0.01).await;
-    let created = order(&stack, json!([{"productId": "A", "quantity": 3}, {"productId": "B", "quantity": 1}])).await;
+    let created = order(
+        &stack,
+        json!([{"productId": "A", "quantity": 3}, {"productId": "B", "quantity": 1}]),
+    )
+    .await;
     assert_eq!(created.status, 200, "{:?}", created.body);
     let body = &created.body;
     assert_eq!(body["status"], "PENDING");
     assert_eq!(body["customerId"], "c-1");
-    assert_eq!(body["totalAmount"], 59.98, "3 x 19.99 + 0.01, no float drift");
-    assert_eq!(body["items"][0], json!({"productId": "A", "quantity": 3, "price": 19.99}));
+    assert_eq!(
+        body["totalAmount"], 59.98,
+        "3 x 19.99 + 0.01, no float drift"
+    );
+    assert_eq!(
+        body["items"][0],
+        json!({"productId": "A", "quantity": 3, "price": 19.99})
+    );
     assert_eq!(product(&stack, "A").await, (7, 3));
     assert_eq!(product(&stack, "B").await, (4, 1));
 
@@ -84,13 +119,28 @@ async fn an_order_reserves_stock_at_exact_prices() {
     let missing = stack.request("orders.get", &json!({"id": "nope"})).await;
     assert_eq!(missing.status, 404);
 
-    let unknown = order(&stack, json!([{"productId": "A", "quantity": 1}, {"productId": "ghost", "quantity": 1}])).await;
+    let unknown = order(
+        &stack,
+        json!([{"productId": "A", "quantity": 1}, {"productId": "ghost", "quantity": 1}]),
+    )
+    .await;
     assert_eq!(unknown.status, 422, "{:?}", unknown.body);
     assert_eq!(unknown.pointers(), vec!["/items/1/productId"]);
-    let short = order(&stack, json!([{"productId": "A", "quantity": 8}, {"productId": "B", "quantity": 1}])).await;
+    let short = order(
+        &stack,
+        json!([{"productId": "A", "quantity": 8}, {"productId": "B", "quantity": 1}]),
+    )
+    .await;
     assert_eq!(short.status, 409);
-    assert_eq!(short.body["items"], json!([{"productId": "A", "requested": 8, "available": 7}]));
-    assert_eq!(product(&stack, "A").await, (7, 3), "failed orders reserve nothing");
+    assert_eq!(
+        short.body["items"],
+        json!([{"productId": "A", "requested": 8, "available": 7}])
+    );
+    assert_eq!(
+        product(&stack, "A").await,
+        (7, 3),
+        "failed orders reserve nothing"
+    );
     assert_eq!(product(&stack, "B").await, (4, 1));
 }
 
@@ -129,8 +179,15 @@ async fn all_or_nothing_when_one_item_runs_out() {
         .map(|_| {
             let client = stack.client.clone();
             tokio::spawn(async move {
-                let items = json!([{"productId": "A", "quantity": 1}, {"productId": "B", "quantity": 1}]);
-                request(&client, "orders.create", &json!({"customerId": "c", "items": items})).await.status
+                let items =
+                    json!([{"productId": "A", "quantity": 1}, {"productId": "B", "quantity": 1}]);
+                request(
+                    &client,
+                    "orders.create",
+                    &json!({"customerId": "c", "items": items}),
+                )
+                .await
+                .status
             })
         })
         .collect();
@@ -156,7 +213,10 @@ async fn retries_are_applied_once() {
     assert_eq!(second.body, first.body);
     assert_eq!(product(&stack, "A").await, (8, 2), "reserved once");
     let other = stack
-        .request("inventory.reserve", &json!({"orderId": "o-1", "items": [{"productId": "A", "quantity": 3}]}))
+        .request(
+            "inventory.reserve",
+            &json!({"orderId": "o-1", "items": [{"productId": "A", "quantity": 3}]}),
+        )
         .await;
     assert_eq!(other.status, 409);
     assert_eq!(product(&stack, "A").await, (8, 2));
@@ -173,7 +233,12 @@ async fn retries_are_applied_once() {
     assert_eq!(product(&stack, "A").await, (7, 3));
     eventually(10, "one created event for the keyed order", || async {
         let id = a.body["id"].as_str().unwrap();
-        events(&stack).await.iter().filter(|e| e.2["orderId"] == id).count() == 1
+        events(&stack)
+            .await
+            .iter()
+            .filter(|e| e.2["orderId"] == id)
+            .count()
+            == 1
     })
     .await;
 }
@@ -182,7 +247,14 @@ async fn retries_are_applied_once() {
 async fn the_status_machine_moves_stock() {
     let stack = start(&[]).await;
     add(&stack, "A", 10, 1.0).await;
-    let new_order = || async { order(&stack, json!([{"productId": "A", "quantity": 2}])).await.body["id"].as_str().unwrap().to_string() };
+    let new_order = || async {
+        order(&stack, json!([{"productId": "A", "quantity": 2}]))
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
 
     // PENDING -> CONFIRMED -> COMPLETED: reserved drops (sold).
     let sold = new_order().await;
@@ -197,32 +269,67 @@ async fn the_status_machine_moves_stock() {
     assert_eq!(done.body["status"], "COMPLETED");
     assert_eq!(done.body["previousStatus"], "CONFIRMED");
     for illegal in ["PENDING", "CONFIRMED", "CANCELLED"] {
-        assert_eq!(set_status(&stack, &sold, illegal).await.status, 409, "COMPLETED -> {illegal}");
+        assert_eq!(
+            set_status(&stack, &sold, illegal).await.status,
+            409,
+            "COMPLETED -> {illegal}"
+        );
     }
-    eventually(10, "commit drops reserved", || async { product(&stack, "A").await == (8, 0) }).await;
+    eventually(10, "commit drops reserved", || async {
+        product(&stack, "A").await == (8, 0)
+    })
+    .await;
 
     // PENDING -> CANCELLED: stock back to quantity.
     let cancelled = new_order().await;
     assert_eq!(product(&stack, "A").await, (6, 2));
-    assert_eq!(set_status(&stack, &cancelled, "COMPLETED").await.status, 409, "PENDING -> COMPLETED");
-    assert_eq!(set_status(&stack, &cancelled, "CANCELLED").await.status, 200);
+    assert_eq!(
+        set_status(&stack, &cancelled, "COMPLETED").await.status,
+        409,
+        "PENDING -> COMPLETED"
+    );
+    assert_eq!(
+        set_status(&stack, &cancelled, "CANCELLED").await.status,
+        200
+    );
     for illegal in ["PENDING", "CONFIRMED", "COMPLETED"] {
-        assert_eq!(set_status(&stack, &cancelled, illegal).await.status, 409, "CANCELLED -> {illegal}");
+        assert_eq!(
+            set_status(&stack, &cancelled, illegal).await.status,
+            409,
+            "CANCELLED -> {illegal}"
+        );
     }
-    eventually(10, "release restores quantity", || async { product(&stack, "A").await == (8, 0) }).await;
+    eventually(10, "release restores quantity", || async {
+        product(&stack, "A").await == (8, 0)
+    })
+    .await;
 
     // CONFIRMED -> CANCELLED also releases.
     let late = new_order().await;
     assert_eq!(set_status(&stack, &late, "CONFIRMED").await.status, 200);
     assert_eq!(set_status(&stack, &late, "CANCELLED").await.status, 200);
-    eventually(10, "release after confirm", || async { product(&stack, "A").await == (8, 0) }).await;
-    assert_eq!(set_status(&stack, "no-such-order", "CONFIRMED").await.status, 404);
+    eventually(10, "release after confirm", || async {
+        product(&stack, "A").await == (8, 0)
+    })
+    .await;
+    assert_eq!(
+        set_status(&stack, "no-such-order", "CONFIRMED")
+            .await
+            .status,
+        404
+    );
 
     // Events: one per change, none for the repeated CONFIRMED.
-    eventually(10, "every event published", || async { events(&stack).await.len() == 3 + 2 + 1 + 2 }).await;
+    eventually(10, "every event published", || async {
+        events(&stack).await.len() == 3 + 2 + 1 + 2
+    })
+    .await;
     let all = events(&stack).await;
     let of = |id: &str| -> Vec<String> {
-        all.iter().filter(|e| e.2["orderId"] == id).map(|e| format!("{} {}", e.0, e.2["status"])).collect()
+        all.iter()
+            .filter(|e| e.2["orderId"] == id)
+            .map(|e| format!("{} {}", e.0, e.2["status"]))
+            .collect()
     };
     assert_eq!(
         of(&sold),
@@ -237,7 +344,9 @@ async fn the_status_machine_moves_stock() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), all.len(), "Nats-Msg-Id is unique");
-    assert!(all.iter().all(|e| e.1.starts_with(e.2["orderId"].as_str().unwrap())));
+    assert!(all
+        .iter()
+        .all(|e| e.1.starts_with(e.2["orderId"].as_str().unwrap())));
 }
 
 #[tokio::test]
@@ -253,8 +362,16 @@ async fn concurrent_final_updates_have_one_winner() {
             let id = id.clone();
             let status = if i % 2 == 0 { "COMPLETED" } else { "CANCELLED" };
             tokio::spawn(async move {
-                let reply = request(&client, "orders.update-status", &json!({"id": id, "status": status})).await;
-                (reply.status, reply.body["status"].as_str().map(String::from))
+                let reply = request(
+                    &client,
+                    "orders.update-status",
+                    &json!({"id": id, "status": status}),
+                )
+                .await;
+                (
+                    reply.status,
+                    reply.body["status"].as_str().map(String::from),
+                )
             })
         })
         .collect();
@@ -262,7 +379,10 @@ async fn concurrent_final_updates_have_one_winner() {
     for racer in racers {
         results.push(racer.await.unwrap());
     }
-    let final_status = stack.request("orders.get", &json!({"id": id})).await.body["status"].as_str().unwrap().to_string();
+    let final_status = stack.request("orders.get", &json!({"id": id})).await.body["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(final_status == "COMPLETED" || final_status == "CANCELLED");
     for (status, body_status) in &results {
         match status {
@@ -282,8 +402,15 @@ async fn concurrent_final_updates_have_one_winner() {
         updates.len() == 2
     })
     .await;
-    let want = if final_status == "COMPLETED" { (9, 0) } else { (10, 0) };
-    eventually(10, "stock settled once", || async { product(&stack, "A").await == want }).await;
+    let want = if final_status == "COMPLETED" {
+        (9, 0)
+    } else {
+        (10, 0)
+    };
+    eventually(10, "stock settled once", || async {
+        product(&stack, "A").await == want
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -292,20 +419,36 @@ async fn a_hold_without_an_order_is_released() {
     add(&stack, "A", 10, 1.0).await;
     // A reservation whose order is never stored (the creator "died").
     let held = stack
-        .request("inventory.reserve", &json!({"orderId": "orphan", "items": [{"productId": "A", "quantity": 4}]}))
+        .request(
+            "inventory.reserve",
+            &json!({"orderId": "orphan", "items": [{"productId": "A", "quantity": 4}]}),
+        )
         .await;
     assert_eq!(held.body["state"], "HELD");
     // An order that is stored keeps its stock past the hold time.
     let kept = order(&stack, json!([{"productId": "A", "quantity": 1}])).await;
     assert_eq!(kept.status, 200);
     assert_eq!(product(&stack, "A").await, (5, 5));
-    eventually(15, "orphan released", || async { product(&stack, "A").await == (9, 1) }).await;
+    eventually(15, "orphan released", || async {
+        product(&stack, "A").await == (9, 1)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(product(&stack, "A").await, (9, 1), "the stored order keeps its hold");
+    assert_eq!(
+        product(&stack, "A").await,
+        (9, 1),
+        "the stored order keeps its hold"
+    );
     let replay = stack
-        .request("inventory.reserve", &json!({"orderId": "orphan", "items": [{"productId": "A", "quantity": 4}]}))
+        .request(
+            "inventory.reserve",
+            &json!({"orderId": "orphan", "items": [{"productId": "A", "quantity": 4}]}),
+        )
         .await;
-    assert_eq!(replay.body["state"], "RELEASED", "a replay does not reserve again");
+    assert_eq!(
+        replay.body["state"], "RELEASED",
+        "a replay does not reserve again"
+    );
     assert_eq!(product(&stack, "A").await, (9, 1));
 }
 
@@ -314,15 +457,26 @@ async fn operators_can_release_by_request_idempotently() {
     let stack = start(&[]).await;
     add(&stack, "A", 10, 1.0).await;
     stack
-        .request("inventory.reserve", &json!({"orderId": "op-1", "items": [{"productId": "A", "quantity": 3}]}))
+        .request(
+            "inventory.reserve",
+            &json!({"orderId": "op-1", "items": [{"productId": "A", "quantity": 3}]}),
+        )
         .await;
     for _ in 0..2 {
-        let released = stack.request("inventory.release", &json!({"orderId": "op-1"})).await;
+        let released = stack
+            .request("inventory.release", &json!({"orderId": "op-1"}))
+            .await;
         assert_eq!(released.status, 200);
         assert_eq!(released.body["state"], "RELEASED");
         assert_eq!(product(&stack, "A").await, (10, 0));
     }
-    assert_eq!(stack.request("inventory.release", &json!({"orderId": "none"})).await.status, 404);
+    assert_eq!(
+        stack
+            .request("inventory.release", &json!({"orderId": "none"}))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -333,7 +487,10 @@ async fn lists_filter_and_page_newest_first() {
     for i in 0..12 {
         let customer = if i % 3 == 0 { "alice" } else { "bob" };
         let reply = stack
-            .request("orders.create", &json!({"customerId": customer, "items": [{"productId": "A", "quantity": 1}]}))
+            .request(
+                "orders.create",
+                &json!({"customerId": customer, "items": [{"productId": "A", "quantity": 1}]}),
+            )
             .await;
         ids.push(reply.body["id"].as_str().unwrap().to_string());
         tokio::time::sleep(Duration::from_millis(3)).await;
@@ -342,7 +499,9 @@ async fn lists_filter_and_page_newest_first() {
         set_status(&stack, id, "CONFIRMED").await;
     }
     eventually(10, "index caught up", || async {
-        let page = stack.request("orders.list", &json!({"status": "CONFIRMED"})).await;
+        let page = stack
+            .request("orders.list", &json!({"status": "CONFIRMED"}))
+            .await;
         page.body["items"].as_array().unwrap().len() == 3
     })
     .await;
@@ -355,7 +514,13 @@ async fn lists_filter_and_page_newest_first() {
             body["cursor"] = json!(c);
         }
         let page = stack.request("orders.list", &body).await;
-        seen.extend(page.body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()));
+        seen.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_string()),
+        );
         match page.body["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.into()),
             None => break,
@@ -363,17 +528,29 @@ async fn lists_filter_and_page_newest_first() {
     }
     let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
     assert_eq!(seen, newest_first);
-    let alice = stack.request("orders.list", &json!({"customerId": "alice"})).await;
+    let alice = stack
+        .request("orders.list", &json!({"customerId": "alice"}))
+        .await;
     assert_eq!(alice.body["items"].as_array().unwrap().len(), 4);
-    let alice_confirmed = stack.request("orders.list", &json!({"customerId": "alice", "status": "CONFIRMED"})).await;
+    let alice_confirmed = stack
+        .request(
+            "orders.list",
+            &json!({"customerId": "alice", "status": "CONFIRMED"}),
+        )
+        .await;
     assert_eq!(alice_confirmed.body["items"].as_array().unwrap().len(), 1);
-    let pending = stack.request("orders.list", &json!({"status": "PENDING", "limit": 1000})).await;
+    let pending = stack
+        .request("orders.list", &json!({"status": "PENDING", "limit": 1000}))
+        .await;
     assert_eq!(pending.body["items"].as_array().unwrap().len(), 9);
 }
 
 /// Every key and revision in the bucket.
 async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
-    let kv = jetstream::new(stack.client.clone()).get_key_value("oms").await.unwrap();
+    let kv = jetstream::new(stack.client.clone())
+        .get_key_value("oms")
+        .await
+        .unwrap();
     let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
     keys.sort();
     let mut out = Vec::new();
@@ -387,7 +564,12 @@ async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
 async fn bad_order_requests_change_nothing() {
     let stack = start(&[]).await;
     add(&stack, "A", 10, 1.0).await;
-    let id = order(&stack, json!([{"productId": "A", "quantity": 1}])).await.body["id"].as_str().unwrap().to_string();
+    let id = order(&stack, json!([{"productId": "A", "quantity": 1}]))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = snapshot(&stack).await;
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("orders.create", "{".into(), 400, ""),
@@ -412,10 +594,18 @@ async fn bad_order_requests_change_nothing() {
     ];
     for (subject, payload, status, pointer) in &cases {
         let reply = request_raw(&stack.client, subject, payload.clone()).await;
-        assert_eq!(reply.status, *status, "{subject} {payload}: {:?}", reply.body);
+        assert_eq!(
+            reply.status, *status,
+            "{subject} {payload}: {:?}",
+            reply.body
+        );
         assert_eq!(reply.body["status"], *status);
         if !pointer.is_empty() {
-            assert!(reply.pointers().iter().any(|p| p == pointer), "{payload}: {:?}", reply.pointers());
+            assert!(
+                reply.pointers().iter().any(|p| p == pointer),
+                "{payload}: {:?}",
+                reply.pointers()
+            );
         }
     }
     assert_eq!(snapshot(&stack).await, before, "bad requests changed KV");

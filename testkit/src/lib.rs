@@ -39,14 +39,29 @@ impl Reply {
 }
 
 /// Sends raw bytes to `subject` and waits (10 s) for the reply.
-pub async fn request_raw(client: &Client, subject: &str, payload: impl Into<bytes::Bytes>) -> Reply {
-    let message = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request(subject.to_string(), payload.into()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("no reply from {subject} in 10 s"))
-    .unwrap_or_else(|e| panic!("request to {subject} failed: {e}"));
+pub async fn request_raw(
+    client: &Client,
+    subject: &str,
+    payload: impl Into<bytes::Bytes>,
+) -> Reply {
+    try_request(client, subject, payload, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`request_raw`], but a timeout or transport error is returned, not
+/// a panic: for tests that expect them (crashes, restarts).
+pub async fn try_request(
+    client: &Client,
+    subject: &str,
+    payload: impl Into<bytes::Bytes>,
+    timeout: Duration,
+) -> Result<Reply, String> {
+    let message =
+        tokio::time::timeout(timeout, client.request(subject.to_string(), payload.into()))
+            .await
+            .map_err(|_| format!("no reply from {subject} in {timeout:?}"))?
+            .map_err(|e| format!("request to {subject} failed: {e}"))?;
     let headers = message.headers.clone().unwrap_or_default();
     let status = headers
         .get("Nats-Service-Error-Code")
@@ -57,11 +72,11 @@ pub async fn request_raw(client: &Client, subject: &str, payload: impl Into<byte
     } else {
         serde_json::from_slice(&message.payload).expect("reply body is JSON")
     };
-    Reply {
+    Ok(Reply {
         status,
         body,
         headers,
-    }
+    })
 }
 
 /// Sends a JSON request to `subject`.
@@ -80,7 +95,9 @@ pub async fn discover(client: &Client, subject: &str) -> Vec<Value> {
         .await
         .expect("publish");
     let mut found = Vec::new();
-    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(300), replies.next()).await {
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_millis(300), replies.next()).await
+    {
         // A "no responders" status arrives when nothing is subscribed yet.
         if message.status.is_some() || message.payload.is_empty() {
             continue;
@@ -94,7 +111,9 @@ pub async fn discover(client: &Client, subject: &str) -> Vec<Value> {
 pub async fn wait_for_service(client: &Client, service: &str, instances: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let found = discover(client, &format!("$SRV.PING.{service}")).await.len();
+        let found = discover(client, &format!("$SRV.PING.{service}"))
+            .await
+            .len();
         if found >= instances {
             return;
         }
@@ -114,7 +133,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -142,7 +164,10 @@ impl Stack {
             server,
             client,
             procs: Vec::new(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         for service in services {
             stack.spawn(service);

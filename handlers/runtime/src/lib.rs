@@ -16,7 +16,7 @@ pub mod time;
 pub use config::Config;
 pub use contract::Operation;
 pub use problem::{FieldError, Problem};
-pub use store::{Store, StoreError, Versioned, Write};
+pub use store::{Slot, Store, StoreError, Versioned, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;

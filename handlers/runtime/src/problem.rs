@@ -23,9 +23,10 @@ pub struct Problem {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// Extension members, e.g. `items` listing what is short.
+    /// Extension members, e.g. `items` listing what is short. Boxed: most
+    /// problems have none, and a small `Problem` keeps `Result`s cheap.
     #[serde(flatten)]
-    pub extensions: Map<String, Value>,
+    pub extensions: Box<Map<String, Value>>,
 }
 
 impl Problem {
@@ -37,7 +38,7 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
-            extensions: Map::new(),
+            extensions: Box::default(),
         }
     }
 
@@ -93,7 +94,12 @@ impl Problem {
     /// leak to callers.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Problem::new(500, "internal", "Internal error", "the request could not be completed")
+        Problem::new(
+            500,
+            "internal",
+            "Internal error",
+            "the request could not be completed",
+        )
     }
 
     pub fn with(mut self, key: &str, value: impl Serialize) -> Self {

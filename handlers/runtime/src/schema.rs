@@ -72,7 +72,18 @@ mod tests {
     #[test]
     fn two_decimal_prices_pass_and_three_fail() {
         let schema = Schema::compile(PRICE);
-        for ok in [0.0, 0.01, 0.07, 0.1, 0.3, 1.1, 19.99, 123.45, 999_999_999.99, 5.0] {
+        for ok in [
+            0.0,
+            0.01,
+            0.07,
+            0.1,
+            0.3,
+            1.1,
+            19.99,
+            123.45,
+            999_999_999.99,
+            5.0,
+        ] {
             assert!(schema.check(&json!({ "price": ok })).is_ok(), "{ok}");
         }
         for bad in [0.001, 0.125, 19.999, 1.005, 2.0001] {

@@ -47,6 +47,13 @@ pub struct Versioned<T> {
     pub revision: u64,
 }
 
+/// A key as read by [`Store::read`]: absent or deleted is `value: None`.
+#[derive(Debug, Clone)]
+pub struct Slot<T> {
+    pub value: Option<T>,
+    pub revision: u64,
+}
+
 /// One key's change inside [`Store::apply`].
 #[derive(Debug, Clone)]
 pub struct Write {
@@ -104,8 +111,16 @@ impl Store {
             }
         };
         let stream_name = format!("KV_{bucket}");
-        let mut stream = js.get_stream(&stream_name).await.map_err(|e| e.to_string())?;
-        let mut wanted = stream.info().await.map_err(|e| e.to_string())?.config.clone();
+        let mut stream = js
+            .get_stream(&stream_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut wanted = stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .config
+            .clone();
         let current = wanted.clone();
         wanted.allow_atomic_publish = true;
         wanted.allow_message_ttl = true;
@@ -148,7 +163,9 @@ impl Store {
             let watch = if last_revision == 0 {
                 self.kv.watch_with_history(pattern).await
             } else {
-                self.kv.watch_from_revision(pattern, last_revision + 1).await
+                self.kv
+                    .watch_from_revision(pattern, last_revision + 1)
+                    .await
             };
             match watch {
                 Ok(mut watch) => {
@@ -179,38 +196,46 @@ impl Store {
         format!("KV_{}", self.bucket)
     }
 
-    /// The current value, or `None` when the key is absent or deleted. A
-    /// deleted key still has a revision: `revision_of` tells it.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<Versioned<T>>, Problem> {
-        match self.entry(key).await? {
-            Some((bytes, revision)) => {
-                let value = serde_json::from_slice(&bytes)
-                    .map_err(|e| Problem::internal(format!("stored {key} is not valid: {e}")))?;
-                Ok(Some(Versioned { value, revision }))
-            }
-            None => Ok(None),
-        }
+    /// The key's value if it is live, with the revision a write to it must
+    /// expect (that of a delete marker too; 0 if the key never existed).
+    /// One read yields both, so they cannot disagree: reading the value and
+    /// then the revision separately would let a concurrent write slip in
+    /// between and be overwritten.
+    pub async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Slot<T>, Problem> {
+        let entry = self
+            .kv
+            .entry(key)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let Some(entry) = entry else {
+            return Ok(Slot {
+                value: None,
+                revision: 0,
+            });
+        };
+        let value = match entry.operation {
+            kv::Operation::Put => Some(
+                serde_json::from_slice(&entry.value)
+                    .map_err(|e| Problem::internal(format!("stored {key} is not valid: {e}")))?,
+            ),
+            kv::Operation::Delete | kv::Operation::Purge => None,
+        };
+        Ok(Slot {
+            value,
+            revision: entry.revision,
+        })
     }
 
-    /// The raw value and revision of a live key.
-    pub async fn entry(&self, key: &str) -> Result<Option<(Bytes, u64)>, StoreError> {
-        match self.kv.entry(key).await {
-            Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
-                Ok(Some((entry.value, entry.revision)))
-            }
-            Ok(_) => Ok(None),
-            Err(err) => Err(StoreError::Unavailable(err.to_string())),
-        }
-    }
-
-    /// Revision of the key's last message, deletes included (0 if none):
-    /// what a write that expects the key absent must name after a delete.
-    pub async fn revision_of(&self, key: &str) -> Result<u64, StoreError> {
-        match self.kv.entry(key).await {
-            Ok(Some(entry)) => Ok(entry.revision),
-            Ok(None) => Ok(0),
-            Err(err) => Err(StoreError::Unavailable(err.to_string())),
-        }
+    /// The live value with its revision, or `None`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, Problem> {
+        let slot = self.read(key).await?;
+        Ok(slot.value.map(|value| Versioned {
+            value,
+            revision: slot.revision,
+        }))
     }
 
     /// Applies every write or none. Returns the revision of the last one.
@@ -230,7 +255,10 @@ impl Store {
                     write.expected.to_string().as_str(),
                 );
                 if let Some(ttl) = write.ttl {
-                    headers.insert(header::NATS_MESSAGE_TTL, format!("{}s", ttl.as_secs().max(1)).as_str());
+                    headers.insert(
+                        header::NATS_MESSAGE_TTL,
+                        format!("{}s", ttl.as_secs().max(1)).as_str(),
+                    );
                 }
                 if let Some(id) = &batch_id {
                     headers.insert(header::NATS_BATCH_ID, id.as_str());
@@ -261,7 +289,10 @@ impl Store {
                     }
                     Err(err) if is_conflict(&err.to_string()) => return Err(StoreError::Conflict),
                     // Too many open batches on the stream (10210): back off.
-                    Err(err) if err.to_string().contains("10210") && backoff < Duration::from_secs(2) => {
+                    Err(err)
+                        if err.to_string().contains("10210")
+                            && backoff < Duration::from_secs(2) =>
+                    {
                         tokio::time::sleep(backoff).await;
                         backoff *= 2;
                         break;
@@ -281,17 +312,17 @@ impl Store {
         F: FnMut(Option<T>) -> Result<T, Problem>,
     {
         for attempt in 0u32.. {
-            let current = self.get::<T>(key).await?;
-            let expected = match &current {
-                Some(v) => v.revision,
-                None => self.revision_of(key).await?,
-            };
-            let value = change(current.map(|v| v.value))?;
-            match self.apply(&[Write::json(key, &value, expected)]).await {
+            let current = self.read::<T>(key).await?;
+            let value = change(current.value)?;
+            match self
+                .apply(&[Write::json(key, &value, current.revision)])
+                .await
+            {
                 Ok(revision) => return Ok(Versioned { value, revision }),
                 Err(StoreError::Conflict) if attempt < 1000 => {
                     if attempt > 2 {
-                        tokio::time::sleep(Duration::from_micros(50 * u64::from(attempt.min(40)))).await;
+                        tokio::time::sleep(Duration::from_micros(50 * u64::from(attempt.min(40))))
+                            .await;
                     }
                 }
                 Err(err) => return Err(err.into()),

@@ -35,14 +35,18 @@ fn main() {
 async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
     let key = product_key(&req.product_id);
     let Some(request_id) = &req.request_id else {
-        let product = ctx.store.modify(&key, |current| Ok(added(current, &req))).await?;
+        let product = ctx
+            .store
+            .modify(&key, |current| Ok(added(current, &req)))
+            .await?;
         return Ok(product.value);
     };
     let record_key = stock_request_key(request_id);
     loop {
-        if let Some(seen) = ctx.store.get::<Applied>(&record_key).await? {
-            return if seen.value.request == req {
-                Ok(seen.value.product)
+        let seen = ctx.store.read::<Applied>(&record_key).await?;
+        if let Some(seen) = seen.value {
+            return if seen.request == req {
+                Ok(seen.product)
             } else {
                 Err(Problem::unprocessable(
                     "request-id-reused",
@@ -50,19 +54,19 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
                 ))
             };
         }
-        let current = ctx.store.get::<Product>(&key).await?;
-        let expected = match &current {
-            Some(p) => p.revision,
-            None => ctx.store.revision_of(&key).await?,
-        };
-        let product = added(current.map(|p| p.value), &req);
+        let current = ctx.store.read::<Product>(&key).await?;
+        let product = added(current.value, &req);
         let record = Applied {
             request: req.clone(),
             product: product.clone(),
         };
-        let mut remember = Write::json(&record_key, &record, ctx.store.revision_of(&record_key).await?);
+        let mut remember = Write::json(&record_key, &record, seen.revision);
         remember.ttl = Some(REQUEST_TTL);
-        match ctx.store.apply(&[Write::json(&key, &product, expected), remember]).await {
+        match ctx
+            .store
+            .apply(&[Write::json(&key, &product, current.revision), remember])
+            .await
+        {
             Ok(_) => return Ok(product),
             // Someone changed the product, or the same request won first: look again.
             Err(oms_runtime::StoreError::Conflict) => continue,

@@ -34,14 +34,19 @@ fn main() {
 
 async fn check(ctx: Ctx, req: Check) -> Result<Availability, Problem> {
     check_distinct(&req.items)?;
-    let keys: Vec<_> = req.items.iter().map(|i| product_key(&i.product_id)).collect();
+    let keys: Vec<_> = req
+        .items
+        .iter()
+        .map(|i| product_key(&i.product_id))
+        .collect();
     let products = try_join_all(keys.iter().map(|key| ctx.store.get::<Product>(key))).await?;
     let items: Vec<_> = req
         .items
         .into_iter()
         .zip(products)
         .map(|(item, product)| {
-            let (quantity, price) = product.map_or((0, Cents(0)), |p| (p.value.quantity, p.value.price));
+            let (quantity, price) =
+                product.map_or((0, Cents(0)), |p| (p.value.quantity, p.value.price));
             ItemAvailability {
                 sufficient: quantity >= item.quantity,
                 product_id: item.product_id,

@@ -42,7 +42,7 @@ async fn follow_orders(app: Arc<App>) {
         filter_subject: events::STATUS_UPDATED.into(),
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: Duration::from_secs(10),
         max_ack_pending: 10_000,
         ..Default::default()
     };
@@ -70,7 +70,10 @@ async fn apply_event(app: &App, event: &OrderEvent) -> Ack {
         Status::Pending | Status::Confirmed => return Ack::Done,
     };
     let from = [ReservationState::Held, ReservationState::Ordered];
-    outcome(settle(&app.store, &event.order_id, how, &from).await, &event.order_id)
+    outcome(
+        settle(&app.store, &event.order_id, how, &from).await,
+        &event.order_id,
+    )
 }
 
 async fn expire_holds(app: Arc<App>) {
@@ -80,7 +83,7 @@ async fn expire_holds(app: Arc<App>) {
         filter_subject: format!("$KV.{}.reservation.>", app.store.bucket),
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
+        ack_wait: Duration::from_secs(10),
         // Every reservation younger than the hold time waits here.
         max_ack_pending: 1_000_000,
         ..Default::default()
@@ -109,14 +112,25 @@ async fn check_hold(app: &App, message: &Message) -> Ack {
         Ok(_) => return Ack::Done, // ordered or settled since
         Err(_) => return Ack::Retry(RETRY),
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i128;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i128;
     let expires = published_nanos(message) + app.config.hold_ttl.as_nanos() as i128;
     if now < expires {
-        return Ack::Retry(Duration::from_nanos((expires - now) as u64) + Duration::from_millis(10));
+        return Ack::Retry(
+            Duration::from_nanos((expires - now) as u64) + Duration::from_millis(10),
+        );
     }
     tracing::info!(order_id = %seen.order_id, "hold expired without an order; releasing");
     outcome(
-        settle(&app.store, &seen.order_id, Settle::Release, &[ReservationState::Held]).await,
+        settle(
+            &app.store,
+            &seen.order_id,
+            Settle::Release,
+            &[ReservationState::Held],
+        )
+        .await,
         &seen.order_id,
     )
 }

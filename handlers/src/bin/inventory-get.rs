@@ -15,8 +15,15 @@ fn main() {
 }
 
 async fn get(ctx: Ctx, req: Get) -> Result<Product, Problem> {
-    match ctx.store.get::<Product>(&product_key(&req.product_id)).await? {
+    match ctx
+        .store
+        .get::<Product>(&product_key(&req.product_id))
+        .await?
+    {
         Some(product) => Ok(product.value),
-        None => Err(Problem::not_found(format!("product {} not found", req.product_id))),
+        None => Err(Problem::not_found(format!(
+            "product {} not found",
+            req.product_id
+        ))),
     }
 }

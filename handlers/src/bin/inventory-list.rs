@@ -23,11 +23,14 @@ struct Page {
 }
 
 fn main() {
-    let products = |app: &std::sync::Arc<oms_runtime::App>| Mirror::follow(app.store.clone(), "product");
+    let products =
+        |app: &std::sync::Arc<oms_runtime::App>| Mirror::follow(app.store.clone(), "product");
     run_with(&contract::INVENTORY_LIST, products, list)
 }
 
 async fn list(ctx: Ctx<Mirror>, req: List) -> Result<Page, Problem> {
-    let (items, next_cursor) = ctx.state.page(req.cursor.as_deref(), req.limit.unwrap_or(100))?;
+    let (items, next_cursor) = ctx
+        .state
+        .page(req.cursor.as_deref(), req.limit.unwrap_or(100))?;
     Ok(Page { items, next_cursor })
 }

@@ -13,7 +13,9 @@
 //!   released by `inventory-events` after `OMS_HOLD_TTL`.
 
 use futures::future::try_join_all;
-use oms_handlers::model::{check_distinct, product_key, reservation_key, total, Item, PricedItem, Product};
+use oms_handlers::model::{
+    check_distinct, product_key, reservation_key, total, Item, PricedItem, Product,
+};
 use oms_handlers::model::{Reservation, ReservationState};
 use oms_handlers::{contract, run, Ctx, Problem, Write};
 use oms_runtime::{time, FieldError, StoreError};
@@ -43,11 +45,16 @@ fn main() {
 async fn reserve(ctx: Ctx, req: Reserve) -> Result<Reservation, Problem> {
     check_distinct(&req.items)?;
     let reservation_key = reservation_key(&req.order_id);
-    let product_keys: Vec<_> = req.items.iter().map(|i| product_key(&i.product_id)).collect();
+    let product_keys: Vec<_> = req
+        .items
+        .iter()
+        .map(|i| product_key(&i.product_id))
+        .collect();
     for attempt in 0u32.. {
-        if let Some(existing) = ctx.store.get::<Reservation>(&reservation_key).await? {
-            return if existing.value.holds_same(&req.items) {
-                Ok(existing.value)
+        let existing = ctx.store.read::<Reservation>(&reservation_key).await?;
+        if let Some(existing) = existing.value {
+            return if existing.holds_same(&req.items) {
+                Ok(existing)
             } else {
                 Err(Problem::conflict(
                     "order-id-reused",
@@ -55,7 +62,8 @@ async fn reserve(ctx: Ctx, req: Reserve) -> Result<Reservation, Problem> {
                 ))
             };
         }
-        let products = try_join_all(product_keys.iter().map(|k| ctx.store.get::<Product>(k))).await?;
+        let products =
+            try_join_all(product_keys.iter().map(|k| ctx.store.get::<Product>(k))).await?;
 
         let unknown: Vec<_> = products
             .iter()
@@ -67,7 +75,8 @@ async fn reserve(ctx: Ctx, req: Reserve) -> Result<Reservation, Problem> {
             })
             .collect();
         if !unknown.is_empty() {
-            let mut problem = Problem::unprocessable("unknown-product", "the order names unknown products");
+            let mut problem =
+                Problem::unprocessable("unknown-product", "the order names unknown products");
             problem.errors = unknown;
             return Err(problem);
         }
@@ -84,7 +93,10 @@ async fn reserve(ctx: Ctx, req: Reserve) -> Result<Reservation, Problem> {
             })
             .collect();
         if !short.is_empty() {
-            return Err(Problem::conflict("insufficient-stock", "not enough stock for every item").with("items", short));
+            return Err(
+                Problem::conflict("insufficient-stock", "not enough stock for every item")
+                    .with("items", short),
+            );
         }
 
         let now = time::now();
@@ -110,15 +122,21 @@ async fn reserve(ctx: Ctx, req: Reserve) -> Result<Reservation, Problem> {
             created_at: now.clone(),
             updated_at: now,
         };
-        let absent = ctx.store.revision_of(&reservation_key).await?;
-        writes.push(Write::json(&reservation_key, &reservation, absent));
+        writes.push(Write::json(
+            &reservation_key,
+            &reservation,
+            existing.revision,
+        ));
         match ctx.store.apply(&writes).await {
             Ok(_) => return Ok(reservation),
             Err(StoreError::Conflict) => {
                 // Another reservation moved one of these products first.
                 if attempt > 1 {
                     let jitter = u64::from(nuid::next().as_bytes()[0]) % 64;
-                    tokio::time::sleep(Duration::from_micros(100 * u64::from(attempt.min(20)) + jitter * 10)).await;
+                    tokio::time::sleep(Duration::from_micros(
+                        100 * u64::from(attempt.min(20)) + jitter * 10,
+                    ))
+                    .await;
                 }
             }
             Err(err) => return Err(err.into()),

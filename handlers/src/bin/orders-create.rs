@@ -7,7 +7,9 @@
 //! is stored, no expiry can release its stock. An `idempotencyKey` fixes the
 //! order id, so a retry reserves nothing new and returns the same order.
 
-use oms_handlers::model::{check_distinct, order_key, order_request_key, reservation_key, Item, Order};
+use oms_handlers::model::{
+    check_distinct, order_key, order_request_key, reservation_key, Item, Order,
+};
 use oms_handlers::model::{Reservation, ReservationState};
 use oms_handlers::status::Status;
 use oms_handlers::{contract, run, Ctx, Problem, Write};
@@ -59,10 +61,13 @@ async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
     let reservation_key = reservation_key(&order_id);
     loop {
         let Some(held) = ctx.store.get::<Reservation>(&reservation_key).await? else {
-            return Err(Problem::internal(format!("reservation {order_id} vanished")));
+            return Err(Problem::internal(format!(
+                "reservation {order_id} vanished"
+            )));
         };
-        if let Some(order) = ctx.store.get::<Order>(&order_key(&order_id)).await? {
-            return Ok(order.value); // a concurrent retry stored it first
+        let stored = ctx.store.read::<Order>(&order_key(&order_id)).await?;
+        if let Some(order) = stored.value {
+            return Ok(order); // a concurrent retry stored it first
         }
         if held.value.state != ReservationState::Held {
             return Err(expired(&order_id));
@@ -83,9 +88,8 @@ async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
             updated_at: now,
             ..held.value
         };
-        let absent = ctx.store.revision_of(&order_key(&order_id)).await?;
         let writes = [
-            Write::json(order_key(&order_id), &order, absent),
+            Write::json(order_key(&order_id), &order, stored.revision),
             Write::json(&reservation_key, &ordered, held.revision),
         ];
         match ctx.store.apply(&writes).await {
@@ -101,9 +105,10 @@ async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
 async fn claim_key(ctx: &Ctx, key: &str, req: &Create) -> Result<String, Problem> {
     let record_key = order_request_key(key);
     loop {
-        if let Some(seen) = ctx.store.get::<KeyRecord>(&record_key).await? {
-            return if seen.value.request == *req {
-                Ok(seen.value.order_id)
+        let seen = ctx.store.read::<KeyRecord>(&record_key).await?;
+        if let Some(seen) = seen.value {
+            return if seen.request == *req {
+                Ok(seen.order_id)
             } else {
                 Err(Problem::unprocessable(
                     "idempotency-key-reused",
@@ -115,7 +120,7 @@ async fn claim_key(ctx: &Ctx, key: &str, req: &Create) -> Result<String, Problem
             request: req.clone(),
             order_id: nuid::next().to_string(),
         };
-        let mut write = Write::json(&record_key, &record, ctx.store.revision_of(&record_key).await?);
+        let mut write = Write::json(&record_key, &record, seen.revision);
         write.ttl = Some(KEY_TTL);
         match ctx.store.apply(&[write]).await {
             Ok(_) => return Ok(record.order_id),
@@ -145,14 +150,25 @@ async fn reserve(ctx: &Ctx, order_id: &str, items: &[Item]) -> Result<Reservatio
                 return match code {
                     None => serde_json::from_slice(&reply.payload).map_err(Problem::internal),
                     Some(status) => Err(serde_json::from_slice::<Problem>(&reply.payload)
-                        .unwrap_or_else(|_| Problem::new(status, "reserve-failed", "Reserve failed", "inventory.reserve failed"))),
+                        .unwrap_or_else(|_| {
+                            Problem::new(
+                                status,
+                                "reserve-failed",
+                                "Reserve failed",
+                                "inventory.reserve failed",
+                            )
+                        })),
                 };
             }
             Err(err) => {
                 use async_nats::client::RequestErrorKind;
                 last = match err.kind() {
-                    RequestErrorKind::NoResponders => Problem::unavailable("no inventory-reserve instance is running"),
-                    RequestErrorKind::TimedOut => Problem::timeout("inventory.reserve did not answer in time"),
+                    RequestErrorKind::NoResponders => {
+                        Problem::unavailable("no inventory-reserve instance is running")
+                    }
+                    RequestErrorKind::TimedOut => {
+                        Problem::timeout("inventory.reserve did not answer in time")
+                    }
                     _ => return Err(Problem::internal(err)),
                 };
                 tracing::warn!(attempt, error = %err, "inventory.reserve failed");
@@ -168,6 +184,8 @@ async fn reserve(ctx: &Ctx, order_id: &str, items: &[Item]) -> Result<Reservatio
 fn expired(order_id: &str) -> Problem {
     Problem::conflict(
         "reservation-expired",
-        format!("the hold on order {order_id}'s stock expired before the order was stored; try again"),
+        format!(
+            "the hold on order {order_id}'s stock expired before the order was stored; try again"
+        ),
     )
 }

@@ -26,7 +26,7 @@ fn main() {
             filter_subject: format!("$KV.{}.order.>", app.store.bucket),
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
             max_ack_pending: 10_000,
             ..Default::default()
         };
@@ -41,8 +41,13 @@ fn main() {
     })
 }
 
-async fn publish(js: &async_nats::jetstream::Context, message: &async_nats::jetstream::Message) -> Ack {
-    let Ok(info) = message.info() else { return Ack::Done };
+async fn publish(
+    js: &async_nats::jetstream::Context,
+    message: &async_nats::jetstream::Message,
+) -> Ack {
+    let Ok(info) = message.info() else {
+        return Ack::Done;
+    };
     let revision = info.stream_sequence;
     // Deletes and purges of order keys carry no order.
     let Ok(order) = serde_json::from_slice::<Order>(&message.payload) else {
@@ -50,7 +55,10 @@ async fn publish(js: &async_nats::jetstream::Context, message: &async_nats::jets
     };
     let (subject, event) = OrderEvent::of(order);
     let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", events::message_id(&event.order_id, revision).as_str());
+    headers.insert(
+        "Nats-Msg-Id",
+        events::message_id(&event.order_id, revision).as_str(),
+    );
     let body = serde_json::to_vec(&event).expect("events serialize");
     match js.publish_with_headers(subject, headers, body.into()).await {
         Ok(ack) => match ack.await {

@@ -35,6 +35,8 @@ async fn list(ctx: Ctx<OrderIndex>, req: List) -> Result<Page, Problem> {
         status: req.status.map(Status::as_str),
         customer_id: req.customer_id.as_deref(),
     };
-    let (items, next_cursor) = ctx.state.page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))?;
+    let (items, next_cursor) =
+        ctx.state
+            .page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))?;
     Ok(Page { items, next_cursor })
 }

@@ -32,7 +32,12 @@ async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
         Transition::Illegal => {
             return Err(Problem::conflict(
                 "illegal-transition",
-                format!("order {} is {} and cannot become {}", req.id, order.status.as_str(), req.status.as_str()),
+                format!(
+                    "order {} is {} and cannot become {}",
+                    req.id,
+                    order.status.as_str(),
+                    req.status.as_str()
+                ),
             ))
         }
         Transition::Allowed => {}
@@ -43,7 +48,11 @@ async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
         updated_at: time::now(),
         ..order
     };
-    match ctx.store.apply(&[Write::json(&key, &updated, current.revision)]).await {
+    match ctx
+        .store
+        .apply(&[Write::json(&key, &updated, current.revision)])
+        .await
+    {
         Ok(_) => Ok(updated),
         Err(StoreError::Conflict) => Err(Problem::conflict(
             "concurrent-update",
