@@ -151,9 +151,7 @@ impl Gateway {
         let nats = metrics::Nats {
             connected: client
                 .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
-            // The client's own count of established connections, less the
-            // first. (`oms_runtime::connect::reconnects()` can count the first
-            // connection's event twice when it lands after `connect` returns.)
+            // The client's own count of established connections, less the first.
             reconnects: client
                 .map(|c| {
                     c.statistics()

@@ -123,13 +123,12 @@ mod tests {
     }
 }
 
-/// Where a reservation is in its life. HELD waits for its order; the order
-/// write moves it to ORDERED; completion or cancellation settles it.
+/// Where a reservation is in its life: HELD for its order (or, until the
+/// hold runs out, for an order still being stored), then settled once.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationState {
     Held,
-    Ordered,
     Committed,
     Released,
 }

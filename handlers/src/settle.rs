@@ -5,23 +5,33 @@
 //! One atomic batch moves the reservation's state and every product's
 //! counters together, compare-and-set on each. So a settle happens once or
 //! not at all: a replay finds the target state and changes nothing, and of
-//! two racing settles (or a hold expiry racing an order write) exactly one
-//! commit passes the reservation's revision check.
+//! two racing settles exactly one passes the reservation's revision check.
+//!
+//! An expiry (`Settle::Expire`) also deletes `order.<orderId>`, expecting it
+//! absent. The order write expects it absent too, so of a hold running out
+//! and its order being stored, exactly one happens: the expiry fails if the
+//! order is there, and an order cannot be stored once the expiry sealed it.
 
-use crate::model::{product_key, reservation_key, Product, Reservation, ReservationState};
+use crate::model::{
+    order_key, product_key, reservation_key, Order, Product, Reservation, ReservationState,
+};
 use futures::future::try_join_all;
 use oms_runtime::{time, Problem, Store, StoreError, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
+    /// Stock back to `quantity` (the order was cancelled).
     Release,
+    /// `reserved` drops: sold (the order was completed).
     Commit,
+    /// Release a hold whose order was never stored, and make sure it never is.
+    Expire,
 }
 
 impl Settle {
     fn target(self) -> ReservationState {
         match self {
-            Settle::Release => ReservationState::Released,
+            Settle::Release | Settle::Expire => ReservationState::Released,
             Settle::Commit => ReservationState::Committed,
         }
     }
@@ -52,6 +62,17 @@ pub async fn settle(
                 format!("reservation {order_id} is {:?}", reservation.state),
             ));
         }
+        let mut writes = Vec::with_capacity(reservation.items.len() + 2);
+        if how == Settle::Expire {
+            let order = store.read::<Order>(&order_key(order_id)).await?;
+            if order.value.is_some() {
+                return Err(Problem::conflict(
+                    "order-stored",
+                    format!("order {order_id} was stored; its hold stays"),
+                ));
+            }
+            writes.push(Write::delete(order_key(order_id), order.revision));
+        }
         let keys: Vec<_> = reservation
             .items
             .iter()
@@ -59,7 +80,6 @@ pub async fn settle(
             .collect();
         let products = try_join_all(keys.iter().map(|k| store.get::<Product>(k))).await?;
         let now = time::now();
-        let mut writes = Vec::with_capacity(keys.len() + 1);
         for ((item, key), product) in reservation.items.iter().zip(&keys).zip(products) {
             let product = product.ok_or_else(|| Problem::internal(format!("{key} vanished")))?;
             let mut next = product.value;
@@ -67,7 +87,7 @@ pub async fn settle(
                 .reserved
                 .checked_sub(item.quantity)
                 .ok_or_else(|| Problem::internal(format!("{key} holds less than reserved")))?;
-            if how == Settle::Release {
+            if how != Settle::Commit {
                 next.quantity += item.quantity;
             }
             next.updated_at = now.clone();

@@ -264,7 +264,7 @@ async fn books(kv: &jetstream::kv::Store) -> Result<(), String> {
             None => "RELEASED",
             Some("COMPLETED") => "COMMITTED",
             Some("CANCELLED") => "RELEASED",
-            Some(_) => "ORDERED",
+            Some(_) => "HELD",
         };
         if state != want {
             return Err(format!("reservation {id} is {state}, want {want}"));

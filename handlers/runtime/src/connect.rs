@@ -2,25 +2,14 @@
 //! async-nats reconnect on its own for the rest of the process's life.
 
 use crate::Config;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-static CONNECTS: AtomicU64 = AtomicU64::new(0);
-
-/// How many times this process re-established its NATS connection.
-pub fn reconnects() -> u64 {
-    CONNECTS.load(Ordering::Relaxed).saturating_sub(1)
-}
 
 /// Connects, waiting as long as it takes; logs each failed attempt and why.
 pub async fn connect(config: &Config, name: &str) -> async_nats::Client {
     let mut delay = Duration::from_millis(100);
     loop {
         match try_connect(config, name).await {
-            Ok(client) => {
-                CONNECTS.fetch_max(1, Ordering::Relaxed);
-                return client;
-            }
+            Ok(client) => return client,
             Err(err) => {
                 tracing::warn!(url = %config.nats_url, error = %err, retry_in = ?delay, "NATS not reachable");
                 tokio::time::sleep(delay).await;
@@ -48,10 +37,7 @@ async fn try_connect(config: &Config, name: &str) -> Result<async_nats::Client, 
         })
         .event_callback(|event| async move {
             match event {
-                async_nats::Event::Connected => {
-                    CONNECTS.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("NATS connected")
-                }
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
                 async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
                 other => tracing::info!(event = %other, "NATS event"),
             }

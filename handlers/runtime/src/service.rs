@@ -26,6 +26,8 @@ use tracing::Instrument;
 pub const MAX_BODY: usize = 64 * 1024;
 /// Requests one instance works on at once; more wait in the subscription.
 const MAX_IN_FLIGHT: u32 = 1024;
+/// How long a drain may take before the instance leaves anyway.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub const REQUEST_ID: &str = "X-Request-Id";
 pub const TRACEPARENT: &str = "traceparent";
@@ -104,6 +106,12 @@ pub async fn serve<S, Req, Resp, F, Fut>(
                 });
             }
             Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
+            // A drain needs the server's answer; without a connection it
+            // would wait for ever, so it gets a deadline.
+            _ = tokio::time::sleep(DRAIN_DEADLINE), if draining => {
+                tracing::warn!("drain did not finish in time; leaving");
+                break;
+            }
             _ = &mut shutdown, if !draining => {
                 // Unsubscribe, but keep reading what the server already routed
                 // to us until the drain's PONG closes the stream.
@@ -116,8 +124,8 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             }
         }
     }
-    let _ = in_flight.acquire_many(MAX_IN_FLIGHT).await;
-    let _ = client.flush().await;
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, in_flight.acquire_many(MAX_IN_FLIGHT)).await;
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, client.flush()).await;
     tracing::info!("stopped");
 }
 

@@ -18,6 +18,6 @@ fn main() {
 }
 
 async fn commit(ctx: Ctx, req: Commit) -> Result<Reservation, Problem> {
-    let from = [ReservationState::Held, ReservationState::Ordered];
+    let from = [ReservationState::Held];
     settle(&ctx.store, &req.order_id, Settle::Commit, &from).await
 }

@@ -4,8 +4,8 @@
 //! - order events: CANCELLED releases the reservation (stock back to
 //!   `quantity`), COMPLETED commits it (`reserved` drops: sold);
 //! - holds: every new reservation is a message in the bucket's stream; it is
-//!   redelivered when its hold (`OMS_HOLD_TTL`) runs out, and if the
-//!   reservation is still HELD then (no order was stored) it is released.
+//!   redelivered when its hold (`OMS_HOLD_TTL`) runs out, and if no order was
+//!   stored for it by then, it is released and the order id sealed.
 //!
 //! Both settle through `settle.rs`, one compare-and-set batch each, so a
 //! redelivered message changes nothing the second time, and an expiring hold
@@ -14,7 +14,7 @@
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::Message;
 use oms_handlers::events::{self, OrderEvent};
-use oms_handlers::model::{Reservation, ReservationState};
+use oms_handlers::model::{order_key, Order, Reservation, ReservationState};
 use oms_handlers::settle::{settle, Settle};
 use oms_handlers::status::Status;
 use oms_runtime::consumer::{consume, published_nanos, Ack};
@@ -69,7 +69,7 @@ async fn apply_event(app: &App, event: &OrderEvent) -> Ack {
         Status::Completed => Settle::Commit,
         Status::Pending | Status::Confirmed => return Ack::Done,
     };
-    let from = [ReservationState::Held, ReservationState::Ordered];
+    let from = [ReservationState::Held];
     outcome(
         settle(&app.store, &event.order_id, how, &from).await,
         &event.order_id,
@@ -106,10 +106,11 @@ async fn check_hold(app: &App, message: &Message) -> Ack {
     if seen.state != ReservationState::Held {
         return Ack::Done;
     }
-    let key = oms_handlers::model::reservation_key(&seen.order_id);
-    match app.store.get::<Reservation>(&key).await {
-        Ok(Some(current)) if current.value.state == ReservationState::Held => {}
-        Ok(_) => return Ack::Done, // ordered or settled since
+    // Its order stored: the hold is the order's now. (`Settle::Expire`
+    // checks again, atomically; this only spares a wait.)
+    match app.store.read::<Order>(&order_key(&seen.order_id)).await {
+        Ok(order) if order.value.is_some() => return Ack::Done,
+        Ok(_) => {}
         Err(_) => return Ack::Retry(RETRY),
     }
     let now = SystemTime::now()

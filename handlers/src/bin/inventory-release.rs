@@ -17,6 +17,6 @@ fn main() {
 }
 
 async fn release(ctx: Ctx, req: Release) -> Result<Reservation, Problem> {
-    let from = [ReservationState::Held, ReservationState::Ordered];
+    let from = [ReservationState::Held];
     settle(&ctx.store, &req.order_id, Settle::Release, &from).await
 }

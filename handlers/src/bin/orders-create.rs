@@ -1,15 +1,15 @@
 //! `orders.create`: reserves stock through `inventory.reserve`, then stores
 //! the order PENDING with the reserved unit prices and an exact total.
 //!
-//! The order write and the reservation's move from HELD to ORDERED are one
-//! atomic batch, compare-and-set on the reservation: if the hold expired and
-//! released the stock first, the order is not stored (409), and if the order
-//! is stored, no expiry can release its stock. An `idempotencyKey` fixes the
-//! order id, so a retry reserves nothing new and returns the same order.
+//! The order is written expecting `order.<id>` absent. A hold that runs out
+//! first deletes that key in the same batch that releases the stock (see
+//! `settle.rs`), so the order can then not be stored (409); and once the
+//! order is stored, the expiry's own expectation fails and the stock stays
+//! held. One single-key write, no batch, decides the race. An
+//! `idempotencyKey` fixes the order id, so a retry reserves nothing new and
+//! returns the same order.
 
-use oms_handlers::model::{
-    check_distinct, order_key, order_request_key, reservation_key, Item, Order,
-};
+use oms_handlers::model::{check_distinct, order_key, order_request_key, Item, Order};
 use oms_handlers::model::{Reservation, ReservationState};
 use oms_handlers::status::Status;
 use oms_handlers::{contract, run, Ctx, Problem, Write};
@@ -58,41 +58,27 @@ async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
     if reservation.state != ReservationState::Held {
         return Err(expired(&order_id));
     }
-    let reservation_key = reservation_key(&order_id);
+    let key = order_key(&order_id);
     loop {
-        let Some(held) = ctx.store.get::<Reservation>(&reservation_key).await? else {
-            return Err(Problem::internal(format!(
-                "reservation {order_id} vanished"
-            )));
-        };
-        let stored = ctx.store.read::<Order>(&order_key(&order_id)).await?;
+        let stored = ctx.store.read::<Order>(&key).await?;
         if let Some(order) = stored.value {
             return Ok(order); // a concurrent retry stored it first
         }
-        if held.value.state != ReservationState::Held {
-            return Err(expired(&order_id));
+        if stored.revision != 0 {
+            return Err(expired(&order_id)); // deleted: sealed by the hold's expiry
         }
         let now = time::now();
         let order = Order {
             id: order_id.clone(),
             customer_id: req.customer_id.clone(),
-            items: held.value.items.clone(),
+            items: reservation.items.clone(),
             status: Status::Pending,
             previous_status: None,
-            total_amount: held.value.total_amount,
+            total_amount: reservation.total_amount,
             created_at: now.clone(),
-            updated_at: now.clone(),
-        };
-        let ordered = Reservation {
-            state: ReservationState::Ordered,
             updated_at: now,
-            ..held.value
         };
-        let writes = [
-            Write::json(order_key(&order_id), &order, stored.revision),
-            Write::json(&reservation_key, &ordered, held.revision),
-        ];
-        match ctx.store.apply(&writes).await {
+        match ctx.store.apply(&[Write::json(&key, &order, 0)]).await {
             Ok(_) => return Ok(order),
             Err(StoreError::Conflict) => continue,
             Err(err) => return Err(err.into()),
