@@ -610,3 +610,46 @@ async fn bad_order_requests_change_nothing() {
     }
     assert_eq!(snapshot(&stack).await, before, "bad requests changed KV");
 }
+
+#[tokio::test]
+async fn concurrent_duplicates_of_one_reservation_reserve_once() {
+    let stack = start(&[]).await;
+    add(&stack, "A", 100, 1.0).await;
+    add(&stack, "B", 100, 1.0).await;
+    // Ten identical requests at once (one group or several) and one that
+    // reuses the order id with other items.
+    let same = json!({"orderId": "dup", "items": [{"productId": "A", "quantity": 3}, {"productId": "B", "quantity": 1}]});
+    let mut tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let client = stack.client.clone();
+            let body = same.clone();
+            tokio::spawn(async move { request(&client, "inventory.reserve", &body).await })
+        })
+        .collect();
+    let client = stack.client.clone();
+    tasks.push(tokio::spawn(async move {
+        let other = json!({"orderId": "dup", "items": [{"productId": "A", "quantity": 7}]});
+        request(&client, "inventory.reserve", &other).await
+    }));
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
+    let first = &winners[0].body;
+    assert!(
+        winners.iter().all(|r| &r.body == first),
+        "every success is the same reservation"
+    );
+    let (a, _) = product(&stack, "A").await;
+    if first["items"].as_array().unwrap().len() == 2 {
+        assert_eq!(winners.len(), 10);
+        assert_eq!(a, 97, "reserved once");
+        assert_eq!(product(&stack, "B").await, (99, 1));
+    } else {
+        assert_eq!(winners.len(), 1);
+        assert_eq!(a, 93);
+        assert_eq!(product(&stack, "B").await, (100, 0));
+    }
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 409));
+}
