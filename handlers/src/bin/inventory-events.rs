@@ -23,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const RETRY: Duration = Duration::from_secs(1);
+/// When a new reservation is looked at again for its order.
+const FIRST_LOOK: Duration = Duration::from_millis(500);
 
 fn main() {
     oms_handlers::run_worker("inventory-events", |app| async move {
@@ -119,9 +121,11 @@ async fn check_hold(app: &App, message: &Message) -> Ack {
         .as_nanos() as i128;
     let expires = published_nanos(message) + app.config.hold_ttl.as_nanos() as i128;
     if now < expires {
-        return Ack::Retry(
-            Duration::from_nanos((expires - now) as u64) + Duration::from_millis(10),
-        );
+        // Most orders are stored within milliseconds: look again soon once,
+        // then wait out the hold, so few messages sit pending for long.
+        let first = message.info().map_or(true, |info| info.delivered <= 1);
+        let wait = Duration::from_nanos((expires - now) as u64) + Duration::from_millis(10);
+        return Ack::Retry(if first { wait.min(FIRST_LOOK) } else { wait });
     }
     tracing::info!(order_id = %seen.order_id, "hold expired without an order; releasing");
     outcome(

@@ -125,7 +125,10 @@ async fn run_groups(groups: Arc<Groups>) {
 async fn decide_group(store: &Store, requests: &[&Reserve]) -> Vec<Outcome> {
     let started = Instant::now();
     for attempt in 0u32.. {
-        match try_group(store, requests).await {
+        // The first try assumes new order ids (the common case) and skips
+        // reading their reservations; a replay then loses the race and the
+        // next try reads them.
+        match try_group(store, requests, attempt > 0).await {
             Ok(outcomes) => return outcomes,
             Err(Lost::Race) if started.elapsed() < RETRY_FOR => {
                 let jitter = u64::from(nuid::next().as_bytes()[0]) % 50;
@@ -155,17 +158,29 @@ impl From<Problem> for Lost {
     }
 }
 
-async fn try_group(store: &Store, requests: &[&Reserve]) -> Result<Vec<Outcome>, Lost> {
+async fn try_group(
+    store: &Store,
+    requests: &[&Reserve],
+    read_existing: bool,
+) -> Result<Vec<Outcome>, Lost> {
     let reservation_keys: Vec<_> = requests
         .iter()
         .map(|r| reservation_key(&r.order_id))
         .collect();
-    let existing = try_join_all(
-        reservation_keys
-            .iter()
-            .map(|k| store.read::<Reservation>(k)),
-    )
-    .await?;
+    let existing = if read_existing {
+        try_join_all(
+            reservation_keys
+                .iter()
+                .map(|k| store.read::<Reservation>(k)),
+        )
+        .await?
+    } else {
+        let absent = || oms_runtime::Slot {
+            value: None,
+            revision: 0,
+        };
+        reservation_keys.iter().map(|_| absent()).collect()
+    };
     let mut product_ids: Vec<&str> = requests
         .iter()
         .flat_map(|r| r.items.iter().map(|i| i.product_id.as_str()))

@@ -47,20 +47,33 @@ fn main() {
 
 async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
     check_distinct(&req.items)?;
-    let order_id = match &req.idempotency_key {
-        Some(key) => claim_key(&ctx, key, &req).await?,
-        None => nuid::next().to_string(),
+    let (order_id, fresh) = match &req.idempotency_key {
+        Some(key) => (claim_key(&ctx, key, &req).await?, false),
+        None => (nuid::next().to_string(), true),
     };
-    if let Some(order) = ctx.store.get::<Order>(&order_key(&order_id)).await? {
-        return Ok(order.value);
+    // A retry under a known key may find its order already stored.
+    if !fresh {
+        if let Some(order) = ctx.store.get::<Order>(&order_key(&order_id)).await? {
+            return Ok(order.value);
+        }
     }
     let reservation = reserve(&ctx, &order_id, &req.items).await?;
     if reservation.state != ReservationState::Held {
         return Err(expired(&order_id));
     }
     let key = order_key(&order_id);
+    // A fresh id has no order yet: write first, read only after a lost race.
+    let mut read_first = !fresh;
     loop {
-        let stored = ctx.store.read::<Order>(&key).await?;
+        let stored = if read_first {
+            ctx.store.read::<Order>(&key).await?
+        } else {
+            read_first = true;
+            oms_runtime::Slot {
+                value: None,
+                revision: 0,
+            }
+        };
         if let Some(order) = stored.value {
             return Ok(order); // a concurrent retry stored it first
         }
