@@ -19,6 +19,10 @@ test: tools
     cargo build --workspace --bins
     PATH="{{justfile_directory()}}/.tools/bin:$PATH" cargo test --workspace -- --test-threads 4
 
+# Like `up`, on a three-node JetStream cluster with three replicas (ports 4222-4224).
+cluster: build
+    scripts/cluster.sh
+
 # Stop what `just up` started (when it runs in another terminal or was left behind).
 down:
     scripts/down.sh

@@ -13,6 +13,9 @@ pub struct Config {
     pub nats_password: Option<String>,
     pub nats_creds: Option<String>,
     pub bucket: String,
+    /// Replicas of the bucket and the event stream when this process creates
+    /// them (`OMS_REPLICAS`, 1; 3 on a cluster).
+    pub replicas: usize,
     /// How long a reservation may wait for its order before it is released.
     pub hold_ttl: Duration,
     pub gateway_addr: String,
@@ -36,6 +39,7 @@ impl Config {
             nats_password: var("NATS_PASSWORD"),
             nats_creds: var("NATS_CREDS"),
             bucket: var("OMS_BUCKET").unwrap_or_else(|| "oms".into()),
+            replicas: var("OMS_REPLICAS").and_then(|v| v.parse().ok()).unwrap_or(1),
             hold_ttl: secs("OMS_HOLD_TTL", 60.0),
             gateway_addr: var("GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             request_timeout: secs("OMS_REQUEST_TIMEOUT", 5.0),

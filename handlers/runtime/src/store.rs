@@ -113,6 +113,7 @@ impl Store {
                         bucket: bucket.clone(),
                         history: HISTORY,
                         storage: jetstream::stream::StorageType::File,
+                        num_replicas: config.replicas,
                         limit_markers: Some(Duration::from_secs(1)),
                         ..Default::default()
                     })

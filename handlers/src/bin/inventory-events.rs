@@ -29,7 +29,7 @@ const FIRST_LOOK: Duration = Duration::from_millis(500);
 fn main() {
     oms_handlers::run_worker("inventory-events", |app| async move {
         let js = app.store.jetstream().clone();
-        while let Err(err) = events::ensure_stream(&js).await {
+        while let Err(err) = events::ensure_stream(&js, app.config.replicas).await {
             tracing::warn!(error = %err, "OMS_EVENTS not ready");
             tokio::time::sleep(RETRY).await;
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 fn main() {
     oms_handlers::run_worker("orders-events", |app| async move {
         let js = app.store.jetstream().clone();
-        while let Err(err) = events::ensure_stream(&js).await {
+        while let Err(err) = events::ensure_stream(&js, app.config.replicas).await {
             tracing::warn!(error = %err, "OMS_EVENTS not ready");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
