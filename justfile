@@ -21,7 +21,7 @@ test: tools
 
 # Like `up`, on a three-node JetStream cluster with three replicas (ports 4222-4224).
 cluster: build
-    scripts/cluster.sh
+    scripts/up.sh --cluster
 
 # Stop what `just up` started (when it runs in another terminal or was left behind).
 down:

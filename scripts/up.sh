@@ -1,34 +1,63 @@
 #!/usr/bin/env bash
 # Starts nats-server with nats-server.conf, then every binary, logging to
 # .run/logs. Ctrl-C (or `just down`) stops them all.
+#
+# `up.sh --cluster`: three JetStream nodes instead of one (client ports
+# 4222-4224, monitors 8222-8224, routes 6222-6224), every binary connected to
+# all three, the bucket and event stream created with three replicas. Kill a
+# node (its pid is in .run/pids) and watch the system carry on.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tools=$(scripts/install-tools.sh)
 [ -n "$tools" ] && export PATH="$tools:$PATH"
-mkdir -p .run/logs .run/nats
+mkdir -p .run/logs
 : > .run/pids
 
-export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 stop() {
   trap - INT TERM EXIT
   echo "stopping..."
-  # Handlers first (they drain), the server last.
+  # Handlers first (they drain), the servers last.
   tac .run/pids 2>/dev/null | while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -f .run/pids
 }
 trap stop INT TERM EXIT
 
-nats-server -c nats-server.conf -sd .run/nats > .run/logs/nats-server.log 2>&1 &
-echo $! > .run/pids
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 0.1; done
+wait_for_port() {
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done
+  echo "nothing listens on $1; see .run/logs" >&2; exit 1
+}
+
+if [ "${1:-}" = --cluster ]; then
+  routes=nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224
+  urls=()
+  for i in 0 1 2; do
+    mkdir -p ".run/cluster/n$i"
+    nats-server -c nats-server.conf -n "oms-$i" -p $((4222 + i)) -m $((8222 + i)) -sd ".run/cluster/n$i" \
+      --cluster_name oms --cluster "nats://127.0.0.1:$((6222 + i))" --routes "$routes" \
+      > ".run/logs/nats-server-$i.log" 2>&1 &
+    echo $! >> .run/pids
+    urls+=("nats://127.0.0.1:$((4222 + i))")
+  done
+  for i in 0 1 2; do wait_for_port $((4222 + i)); done
+  NATS_URL=$(IFS=,; echo "${urls[*]}")
+  export NATS_URL OMS_REPLICAS=3
+  where="a three-node cluster on 127.0.0.1:4222-4224"
+else
+  mkdir -p .run/nats
+  nats-server -c nats-server.conf -sd .run/nats > .run/logs/nats-server.log 2>&1 &
+  echo $! >> .run/pids
+  wait_for_port 4222
+  export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+  where="nats-server on 127.0.0.1:4222 (monitor :8222)"
+fi
 
 for bin in $(scripts/binaries.sh); do
   if [ "$bin" = gateway ]; then user=oms-gateway; else user=oms-service; fi
   NATS_USER=$user NATS_PASSWORD=$user target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
   echo $! >> .run/pids
 done
-echo "nats-server on 127.0.0.1:4222 (monitor :8222), gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
+echo "$where, gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
 echo "logs in .run/logs; Ctrl-C stops everything"
 wait

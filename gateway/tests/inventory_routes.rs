@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{snapshot, Gateway};
+use common::Gateway;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use testkit::{eventually, request, Stack};
@@ -234,7 +234,7 @@ async fn bad_inventory_writes_get_their_status_and_change_nothing() {
         )
         .await;
     assert_eq!(seeded.status, 201);
-    let before = snapshot(&stack).await;
+    let before = stack.snapshot().await;
 
     let add = |body: &str, status, pointer| case("POST", "/inventory", body, status, pointer);
     let check =
@@ -370,7 +370,7 @@ async fn bad_inventory_writes_get_their_status_and_change_nothing() {
         }
     }
     assert_eq!(
-        snapshot(&stack).await,
+        stack.snapshot().await,
         before,
         "a bad request changed the bucket"
     );

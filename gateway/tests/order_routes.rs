@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{snapshot, Gateway};
+use common::Gateway;
 use serde_json::{json, Value};
 use testkit::{eventually, request, Stack};
 
@@ -232,7 +232,7 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
     assert_eq!(keyed.status, 201, "{}", keyed.text());
     let id = keyed.json()["id"].as_str().unwrap().to_string();
     let status_path = format!("/orders/{id}/status");
-    let before = snapshot(&stack).await;
+    let before = stack.snapshot().await;
 
     let json_header = ("Content-Type", "application/json".to_string());
     let create = |body: &str, status, pointer| Case {
@@ -408,7 +408,7 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
         }
     }
     assert_eq!(
-        snapshot(&stack).await,
+        stack.snapshot().await,
         before,
         "a bad request changed the bucket"
     );

@@ -55,7 +55,10 @@ pub fn message_id(order_id: &str, revision: u64) -> String {
 }
 
 /// Creates `OMS_EVENTS` if missing; safe from any number of processes.
-pub async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> Result<(), async_nats::Error> {
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(), async_nats::Error> {
     js.get_or_create_stream(stream::Config {
         name: STREAM.into(),
         subjects: vec!["events.>".into()],

@@ -203,14 +203,17 @@ async fn no_order_stock_or_event_is_lost_in_a_crash_storm() {
         }
     }
     eventually(60, "every order revision has its event", || async {
-        event_ids(&stack)
-            .await
-            .into_iter()
-            .collect::<HashSet<_>>()
-            .is_superset(&expected)
+        let events = stack.stream_messages("OMS_EVENTS").await;
+        let ids: HashSet<_> = events.into_iter().map(|e| e.1).collect();
+        ids.is_superset(&expected)
     })
     .await;
-    let ids = event_ids(&stack).await;
+    let ids = stack
+        .stream_messages("OMS_EVENTS")
+        .await
+        .into_iter()
+        .map(|e| e.1)
+        .collect::<Vec<_>>();
     let unique: HashSet<_> = ids.iter().cloned().collect();
     assert_eq!(unique.len(), ids.len(), "an event was stored twice");
     assert_eq!(unique, expected, "events match the order history exactly");
@@ -288,25 +291,4 @@ async fn read_prefix(kv: &jetstream::kv::Store, prefix: &str) -> BTreeMap<String
         }
     }
     out
-}
-
-async fn event_ids(stack: &Stack) -> Vec<String> {
-    let js = jetstream::new(stack.client.clone());
-    let Ok(stream) = js.get_stream("OMS_EVENTS").await else {
-        return Vec::new();
-    };
-    let last = stream.get_info().await.unwrap().state.last_sequence;
-    let mut ids = Vec::new();
-    for seq in 1..=last {
-        if let Ok(message) = stream.get_raw_message(seq).await {
-            ids.push(
-                message
-                    .headers
-                    .get("Nats-Msg-Id")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
-        }
-    }
-    ids
 }

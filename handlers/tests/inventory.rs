@@ -1,7 +1,5 @@
 //! The inventory operations end to end: real nats-server, real binaries.
 
-use async_nats::jetstream;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use testkit::{discover, eventually, request, request_raw, Stack};
@@ -22,22 +20,6 @@ async fn add(stack: &Stack, id: &str, quantity: u64, price: f64) -> Value {
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.body
-}
-
-/// Every key and revision in the bucket: "nothing changed" means this is equal.
-async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
-    let kv = jetstream::new(stack.client.clone())
-        .get_key_value("oms")
-        .await
-        .unwrap();
-    let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
-    keys.sort();
-    let mut out = Vec::new();
-    for key in keys {
-        let entry = kv.entry(&key).await.unwrap().unwrap();
-        out.push((key, entry.revision));
-    }
-    out
 }
 
 #[tokio::test]
@@ -244,7 +226,7 @@ async fn list_walks_every_product_exactly_once() {
 async fn malformed_requests_get_a_precise_400_and_change_nothing() {
     let stack = Stack::start(&INVENTORY).await;
     add(&stack, "known", 5, 1.0).await;
-    let before = snapshot(&stack).await;
+    let before = stack.snapshot().await;
 
     let cases: Vec<(&str, &str, &str)> = vec![
         ("inventory.add-stock", "{not json", ""),
@@ -367,7 +349,7 @@ async fn malformed_requests_get_a_precise_400_and_change_nothing() {
     let too_large = request_raw(&stack.client, "inventory.add-stock", huge).await;
     assert_eq!(too_large.status, 413);
 
-    assert_eq!(snapshot(&stack).await, before, "bad requests changed KV");
+    assert_eq!(stack.snapshot().await, before, "bad requests changed KV");
     // And every instance is still there.
     assert_eq!(
         discover(&stack.client, "$SRV.PING").await.len(),

@@ -1,7 +1,5 @@
 //! Orders and reservations end to end: real nats-server, real binaries.
 
-use async_nats::jetstream;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -60,32 +58,6 @@ async fn set_status(stack: &Stack, id: &str, status: &str) -> testkit::Reply {
     stack
         .request("orders.update-status", &json!({"id": id, "status": status}))
         .await
-}
-
-/// Every event in OMS_EVENTS: (subject, Nats-Msg-Id, body).
-async fn events(stack: &Stack) -> Vec<(String, String, Value)> {
-    let js = jetstream::new(stack.client.clone());
-    // The workers create the stream at start; until then there are no events.
-    let Ok(stream) = js.get_stream("OMS_EVENTS").await else {
-        return Vec::new();
-    };
-    let last = stream.get_info().await.unwrap().state.last_sequence;
-    let mut out = Vec::new();
-    for seq in 1..=last {
-        if let Ok(message) = stream.get_raw_message(seq).await {
-            let id = message
-                .headers
-                .get("Nats-Msg-Id")
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            out.push((
-                message.subject.to_string(),
-                id,
-                serde_json::from_slice(&message.payload).unwrap(),
-            ));
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -233,7 +205,8 @@ async fn retries_are_applied_once() {
     assert_eq!(product(&stack, "A").await, (7, 3));
     eventually(10, "one created event for the keyed order", || async {
         let id = a.body["id"].as_str().unwrap();
-        events(&stack)
+        stack
+            .stream_messages("OMS_EVENTS")
             .await
             .iter()
             .filter(|e| e.2["orderId"] == id)
@@ -321,10 +294,10 @@ async fn the_status_machine_moves_stock() {
 
     // Events: one per change, none for the repeated CONFIRMED.
     eventually(10, "every event published", || async {
-        events(&stack).await.len() == 3 + 2 + 1 + 2
+        stack.stream_messages("OMS_EVENTS").await.len() == 3 + 2 + 1 + 2
     })
     .await;
-    let all = events(&stack).await;
+    let all = stack.stream_messages("OMS_EVENTS").await;
     let of = |id: &str| -> Vec<String> {
         all.iter()
             .filter(|e| e.2["orderId"] == id)
@@ -394,7 +367,8 @@ async fn concurrent_final_updates_have_one_winner() {
     }
     assert!(results.iter().any(|r| r.0 == 409), "losers get 409");
     eventually(10, "one final event", || async {
-        let updates: Vec<_> = events(&stack)
+        let updates: Vec<_> = stack
+            .stream_messages("OMS_EVENTS")
             .await
             .into_iter()
             .filter(|e| e.2["orderId"] == id.as_str() && e.0 == "events.orders.status-updated")
@@ -545,21 +519,6 @@ async fn lists_filter_and_page_newest_first() {
     assert_eq!(pending.body["items"].as_array().unwrap().len(), 9);
 }
 
-/// Every key and revision in the bucket.
-async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
-    let kv = jetstream::new(stack.client.clone())
-        .get_key_value("oms")
-        .await
-        .unwrap();
-    let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
-    keys.sort();
-    let mut out = Vec::new();
-    for key in keys {
-        out.push((key.clone(), kv.entry(&key).await.unwrap().unwrap().revision));
-    }
-    out
-}
-
 #[tokio::test]
 async fn bad_order_requests_change_nothing() {
     let stack = start(&[]).await;
@@ -570,7 +529,7 @@ async fn bad_order_requests_change_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let before = snapshot(&stack).await;
+    let before = stack.snapshot().await;
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("orders.create", "{".into(), 400, ""),
         ("orders.create", r#"{"items":[{"productId":"A","quantity":1}]}"#.into(), 400, "/customerId"),
@@ -608,7 +567,7 @@ async fn bad_order_requests_change_nothing() {
             );
         }
     }
-    assert_eq!(snapshot(&stack).await, before, "bad requests changed KV");
+    assert_eq!(stack.snapshot().await, before, "bad requests changed KV");
 }
 
 #[tokio::test]

@@ -194,4 +194,56 @@ impl Stack {
     pub async fn request(&self, subject: &str, body: &Value) -> Reply {
         request(&self.client, subject, body).await
     }
+
+    /// Every key of the `oms` bucket with its revision: "nothing changed"
+    /// means two snapshots are equal.
+    pub async fn snapshot(&self) -> Vec<(String, u64)> {
+        let kv = async_nats::jetstream::new(self.client.clone())
+            .get_key_value("oms")
+            .await
+            .expect("bucket oms");
+        let mut keys: Vec<String> = kv
+            .keys()
+            .await
+            .expect("list keys")
+            .filter_map(|k| async move { k.ok() })
+            .collect()
+            .await;
+        keys.sort();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(entry) = kv.entry(&key).await.expect("read key") {
+                out.push((key, entry.revision));
+            }
+        }
+        out
+    }
+
+    /// Every message stored in `stream` (none while it does not exist yet),
+    /// as (subject, `Nats-Msg-Id`, JSON body).
+    pub async fn stream_messages(&self, stream: &str) -> Vec<(String, String, Value)> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let Ok(stream) = js.get_stream(stream).await else {
+            return Vec::new();
+        };
+        let last = stream
+            .get_info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            if let Ok(message) = stream.get_raw_message(seq).await {
+                let id = message
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let body = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+                out.push((message.subject.to_string(), id, body));
+            }
+        }
+        out
+    }
 }

@@ -1,14 +1,12 @@
 //! What the gateway tests share: the real `gateway` binary started against a
 //! test nats-server, a tiny HTTP/1.1 client over a TCP stream (it can also
-//! send malformed requests byte for byte), and a KV snapshot.
+//! send malformed requests byte for byte), and what every gateway test shares.
 
 #![allow(dead_code)]
 
-use async_nats::jetstream;
-use futures::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
-use testkit::{free_port, NatsServer, Proc, Stack};
+use testkit::{free_port, NatsServer, Proc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -320,21 +318,4 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
-}
-
-/// Every key and revision in the bucket: "nothing changed" means this is equal.
-pub async fn snapshot(stack: &Stack) -> Vec<(String, u64)> {
-    let kv = jetstream::new(stack.client.clone())
-        .get_key_value("oms")
-        .await
-        .unwrap();
-    let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
-    keys.sort();
-    let mut out = Vec::new();
-    for key in keys {
-        if let Some(entry) = kv.entry(&key).await.unwrap() {
-            out.push((key, entry.revision));
-        }
-    }
-    out
 }
