@@ -19,6 +19,10 @@ test: tools
     cargo build --workspace --bins
     PATH="{{justfile_directory()}}/.tools/bin:$PATH" cargo test --workspace -- --test-threads 4
 
+# Benchmark a fresh stack (own ports): NATS echo limit, every operation over NATS and HTTP (wrk), hot SKU, cold start, growth to BENCH_MAX_ORDERS.
+bench:
+    scripts/bench.sh
+
 # Like `up`, on a three-node JetStream cluster with three replicas (ports 4222-4224).
 cluster: build
     scripts/up.sh --cluster

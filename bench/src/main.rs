@@ -1,0 +1,704 @@
+//! `oms-bench`: one benchmark run on a fresh stack (nats-server with file
+//! storage on ephemeral ports, every release binary beside this one), never
+//! the ports of `just up`. It measures, in this order:
+//!
+//! 1. the machine's NATS request-reply limit: a raw echo responder driven
+//!    by the same load client as everything else;
+//! 2. each operation over NATS directly, at 16 and 64 in flight;
+//! 3. the same operations over the gateway with wrk (the gateway's cost);
+//! 4. one hot product reserved by 64 buyers, and the proof of no oversell;
+//! 5. handler cold start and every binary's idle RSS;
+//! 6. growth: get-by-id and the first list page at 10^3 .. 10^6 stored orders
+//!    (on a second fresh stack, so earlier cases' orders do not count).
+//!
+//! Settings: `BENCH_SECS` (per case, default 5), `BENCH_MAX_ORDERS` (largest
+//! growth size, default 1000000), `BENCH_ONLY` (comma-separated subset of
+//! `echo,nats,http,hot,cold,growth`). Results: the table on stdout and one
+//! JSON object per line in `target/bench/results.jsonl`.
+
+mod load;
+mod report;
+mod seed;
+mod stack;
+mod wrk;
+
+use async_nats::Client;
+use bytes::Bytes;
+use load::{Collect, Payload, Rng};
+use report::{Report, Row};
+use serde_json::{json, Value};
+use stack::{Stack, GATEWAY, HANDLERS, WORKERS};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Products every order picks from: `P000` .. `P099`.
+pub const PRODUCTS: usize = 100;
+pub const PRODUCT_PREFIX: &str = "P";
+pub const PRICE: f64 = 9.99;
+/// Stock per product: the largest quantity one `add-stock` accepts, so no
+/// order in the run can fail for lack of it.
+const STOCK: u64 = 1_000_000_000;
+const HOT: &str = "HOT";
+const HOT_UNITS: u64 = 1_000_000;
+const CONCURRENCY: [usize; 2] = [16, 64];
+/// Order ids kept from the create cases for the get cases.
+const KEEP_IDS: usize = 10_000;
+const BUCKET: &str = "oms";
+
+struct Settings {
+    secs: Duration,
+    max_orders: u64,
+    only: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .map(|v| {
+                    v.replace('_', "")
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+                })
+                .unwrap_or(default)
+        };
+        Settings {
+            secs: Duration::from_secs(number("BENCH_SECS", 5).max(1)),
+            max_orders: number("BENCH_MAX_ORDERS", 1_000_000).max(1),
+            only: std::env::var("BENCH_ONLY")
+                .ok()
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+        }
+    }
+
+    fn runs(&self, phase: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|p| p == phase))
+    }
+}
+
+/// One operation, as NATS and as REST see it.
+struct Case {
+    name: &'static str,
+    subject: &'static str,
+    route: &'static str,
+    payload: Payload,
+    /// The wrk script sending the same requests.
+    lua: String,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let settings = Settings::from_env();
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
+        .expect("oms-bench runs from target/<profile>");
+    let mut report = Report::create(target.join("bench/results.jsonl"));
+    let scripts = TempDir::new();
+    let started = Instant::now();
+    report.json(json!({
+        "case": "run",
+        "secs_per_case": settings.secs.as_secs(),
+        "max_orders": settings.max_orders,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "started_at": seed::format_millis(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as i64
+        ),
+    }));
+    let have_wrk = std::process::Command::new("wrk")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !have_wrk {
+        println!("wrk is not installed: HTTP cases are skipped (`just bench` installs it)");
+    }
+
+    println!(
+        "oms-bench: {} s per case, growth up to {} orders, results in {}",
+        settings.secs.as_secs(),
+        settings.max_orders,
+        report.path.display()
+    );
+    let mut stack = Stack::start(true).await;
+    let control = stack.server.client().await;
+    let loader = stack.server.client().await;
+    println!(
+        "stack up: nats {} , gateway {}",
+        stack.server.url(),
+        stack.base_url()
+    );
+
+    if settings.runs("echo") {
+        report.section("NATS request-reply limit (raw echo responder, same load client)");
+        let echo = stack.server.client().await;
+        let responder = load::echo_service(echo, "bench.echo").await;
+        let body = Bytes::from_static(br#"{"productId":"P042","quantity":1,"price":9.99}"#);
+        for concurrency in CONCURRENCY {
+            let body = body.clone();
+            let payload: Payload = Arc::new(move |_, _, _| body.clone());
+            let outcome = load::run(
+                &loader,
+                "bench.echo",
+                concurrency,
+                settings.secs,
+                payload,
+                None,
+            )
+            .await;
+            nats_row(&mut report, "echo", "", concurrency, &outcome);
+        }
+        responder.abort();
+    }
+
+    seed_products(&control).await;
+    let ids = Collect::new(KEEP_IDS);
+    let mut cases = vec![create_case(1), create_case(5)];
+    let ran_nats = settings.runs("nats");
+    if ran_nats {
+        report.section("Operations over NATS directly (Rust load client, one connection)");
+        for case in &cases {
+            for concurrency in CONCURRENCY {
+                run_nats_case(&mut report, &loader, case, concurrency, &settings, Some(&ids)).await;
+            }
+        }
+    }
+    let mut order_ids = ids.ids.lock().expect("ids lock").clone();
+    if order_ids.is_empty() {
+        // The create cases did not run (or all failed): make a few orders.
+        order_ids = make_orders(&control, 1000).await;
+    }
+    cases.extend(read_and_stock_cases(Arc::new(order_ids)));
+    if ran_nats {
+        for case in &cases[2..] {
+            for concurrency in CONCURRENCY {
+                run_nats_case(&mut report, &loader, case, concurrency, &settings, None).await;
+            }
+        }
+    }
+
+    if settings.runs("http") && have_wrk {
+        report.section("The same operations over the gateway (wrk -t2, --latency)");
+        let base = stack.base_url();
+        for case in &cases {
+            for concurrency in CONCURRENCY {
+                run_http_case(
+                    &mut report,
+                    scripts.path(),
+                    &base,
+                    case.name,
+                    case.route,
+                    &case.lua,
+                    concurrency,
+                    &settings,
+                    json!({}),
+                )
+                .await;
+            }
+        }
+    }
+
+    if settings.runs("hot") {
+        report.section("Hot SKU: 64 buyers reserving 1 unit of one product");
+        hot_sku(&mut report, &control, &loader, &settings).await;
+    }
+
+    if settings.runs("cold") {
+        report.section("Cold start (exec to first served request) and idle RSS");
+        cold_start(&mut report, &mut stack, &control).await;
+    }
+    drop(loader);
+    drop(control);
+    drop(stack);
+
+    if settings.runs("growth") {
+        report.section("Growth: reads at 10^3 .. 10^6 stored orders (fresh stack, no workers)");
+        growth(&mut report, scripts.path(), &settings, have_wrk).await;
+    }
+
+    println!(
+        "\ndone in {:.0} s; results in {}",
+        started.elapsed().as_secs_f64(),
+        report.path.display()
+    );
+}
+
+/// `P000`..`P099` with huge stock, and the hot product.
+async fn seed_products(client: &Client) {
+    for i in 0..PRODUCTS {
+        let body = json!({"productId": format!("{PRODUCT_PREFIX}{i:03}"), "quantity": STOCK, "price": PRICE});
+        expect_ok(client, "inventory.add-stock", &body).await;
+    }
+}
+
+/// Sends one request that must succeed; returns its JSON reply.
+async fn expect_ok(client: &Client, subject: &str, body: &Value) -> Value {
+    let reply = testkit::try_request(
+        client,
+        subject,
+        body.to_string(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        reply.status, 200,
+        "{subject} {body} answered {} {}",
+        reply.status, reply.body
+    );
+    reply.body
+}
+
+async fn make_orders(client: &Client, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    let mut rng = Rng::new(99);
+    for _ in 0..n {
+        let body: Value = serde_json::from_slice(&order_request(&mut rng, 1)).expect("json");
+        let order = expect_ok(client, "orders.create", &body).await;
+        ids.push(order["id"].as_str().expect("order id").to_string());
+    }
+    ids
+}
+
+/// An `orders.create` body with `items` distinct random products.
+fn order_request(rng: &mut Rng, items: usize) -> Bytes {
+    let mut picked: Vec<usize> = Vec::with_capacity(items);
+    while picked.len() < items {
+        let p = rng.below(PRODUCTS);
+        if !picked.contains(&p) {
+            picked.push(p);
+        }
+    }
+    let lines: Vec<String> = picked
+        .iter()
+        .map(|p| format!(r#"{{"productId":"{PRODUCT_PREFIX}{p:03}","quantity":1}}"#))
+        .collect();
+    Bytes::from(format!(
+        r#"{{"customerId":"c-{}","items":[{}]}}"#,
+        rng.below(1000),
+        lines.join(",")
+    ))
+}
+
+fn create_case(items: usize) -> Case {
+    Case {
+        name: if items == 1 {
+            "orders.create 1 item"
+        } else {
+            "orders.create 5 items"
+        },
+        subject: "orders.create",
+        route: "POST /orders",
+        payload: Arc::new(move |rng, _, _| order_request(rng, items)),
+        lua: wrk::post_script(
+            "/orders",
+            &format!(
+                r#"string.format('{{"customerId":"c-%d","items":%s}}', math.random(0, 999), products({items}))"#
+            ),
+        ),
+    }
+}
+
+fn read_and_stock_cases(ids: Arc<Vec<String>>) -> Vec<Case> {
+    let table = wrk::id_table(&ids);
+    vec![
+        Case {
+            name: "orders.get",
+            subject: "orders.get",
+            route: "GET /orders/{id}",
+            payload: Arc::new(move |rng, _, _| {
+                Bytes::from(format!(r#"{{"id":"{}"}}"#, ids[rng.below(ids.len())]))
+            }),
+            lua: wrk::get_script(r#""/orders/" .. ids[math.random(1, #ids)]"#, &table),
+        },
+        Case {
+            name: "inventory.add-stock",
+            subject: "inventory.add-stock",
+            route: "POST /inventory",
+            payload: Arc::new(|rng, _, _| {
+                Bytes::from(format!(
+                    r#"{{"productId":"{PRODUCT_PREFIX}{:03}","quantity":1,"price":{PRICE}}}"#,
+                    rng.below(PRODUCTS)
+                ))
+            }),
+            lua: wrk::post_script(
+                "/inventory",
+                &format!(
+                    r#"string.format('{{"productId":"%s","quantity":1,"price":{PRICE}}}', product())"#
+                ),
+            ),
+        },
+        Case {
+            name: "inventory.get",
+            subject: "inventory.get",
+            route: "GET /inventory/{productId}",
+            payload: Arc::new(|rng, _, _| {
+                Bytes::from(format!(
+                    r#"{{"productId":"{PRODUCT_PREFIX}{:03}"}}"#,
+                    rng.below(PRODUCTS)
+                ))
+            }),
+            lua: wrk::get_script(r#""/inventory/" .. product()"#, ""),
+        },
+        Case {
+            name: "orders.list limit=100",
+            subject: "orders.list",
+            route: "GET /orders?limit=100",
+            payload: Arc::new(|_, _, _| Bytes::from_static(br#"{"limit":100}"#)),
+            lua: wrk::get_script(r#""/orders?limit=100""#, ""),
+        },
+    ]
+}
+
+async fn run_nats_case(
+    report: &mut Report,
+    loader: &Client,
+    case: &Case,
+    concurrency: usize,
+    settings: &Settings,
+    collect: Option<&Arc<Collect>>,
+) {
+    let outcome = load::run(
+        loader,
+        case.subject,
+        concurrency,
+        settings.secs,
+        case.payload.clone(),
+        collect.cloned(),
+    )
+    .await;
+    nats_row(report, case.name, case.subject, concurrency, &outcome);
+}
+
+fn nats_row(report: &mut Report, case: &str, subject: &str, concurrency: usize, o: &load::Outcome) {
+    report.row(Row {
+        case,
+        transport: "nats",
+        concurrency,
+        rps: o.rps(),
+        p50_ms: o.quantile_ms(0.50),
+        p99_ms: o.quantile_ms(0.99),
+        errors: o.errors,
+        extra: json!({
+            "subject": subject,
+            "requests": o.ok + o.errors,
+            "timeouts": o.timeouts,
+            "error_codes": o.codes,
+            "secs": o.elapsed.as_secs_f64(),
+        }),
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_http_case(
+    report: &mut Report,
+    dir: &Path,
+    base: &str,
+    case: &str,
+    route: &str,
+    lua: &str,
+    concurrency: usize,
+    settings: &Settings,
+    mut extra: Value,
+) -> Option<wrk::Report> {
+    let file = format!("{}-{concurrency}", case.replace(|c: char| !c.is_ascii_alphanumeric(), "-"));
+    match wrk::run(dir, &file, lua, base, concurrency, settings.secs).await {
+        Ok(w) => {
+            extra["route"] = json!(route);
+            extra["requests"] = json!(w.requests);
+            extra["non_2xx"] = json!(w.non_2xx);
+            extra["socket_errors"] = json!(w.socket_errors);
+            report.row(Row {
+                case,
+                transport: "http",
+                concurrency,
+                rps: w.rps,
+                p50_ms: w.p50_ms,
+                p99_ms: w.p99_ms,
+                errors: w.errors(),
+                extra,
+            });
+            Some(w)
+        }
+        Err(err) => {
+            println!("| {case} | http | {concurrency} | failed: {err}");
+            report.json(json!({"case": case, "transport": "http", "concurrency": concurrency, "error": err}));
+            None
+        }
+    }
+}
+
+/// 64 tasks reserve 1 unit of `HOT` each, with a fresh orderId every time;
+/// afterwards the product must show exactly the successful reservations.
+async fn hot_sku(report: &mut Report, control: &Client, loader: &Client, settings: &Settings) {
+    expect_ok(
+        control,
+        "inventory.add-stock",
+        &json!({"productId": HOT, "quantity": HOT_UNITS, "price": PRICE}),
+    )
+    .await;
+    let run = nuid::next().to_string();
+    let payload: Payload = Arc::new(move |_, task, seq| {
+        Bytes::from(format!(
+            r#"{{"orderId":"hot-{run}-{task}-{seq}","items":[{{"productId":"{HOT}","quantity":1}}]}}"#
+        ))
+    });
+    let outcome = load::run(loader, "inventory.reserve", 64, settings.secs, payload, None).await;
+    nats_row(report, "hot SKU inventory.reserve", "inventory.reserve", 64, &outcome);
+    let product = expect_ok(control, "inventory.get", &json!({"productId": HOT})).await;
+    let quantity = product["quantity"].as_u64().unwrap_or(0);
+    let reserved = product["reserved"].as_u64().unwrap_or(0);
+    let conserved = quantity + reserved == HOT_UNITS;
+    let exact = reserved == outcome.ok;
+    report.note(&format!(
+        "hot SKU: {} reservations ({:.0}/s), {} errors {:?}; product {HOT}: quantity {quantity} + reserved {reserved} = {} (seeded {HOT_UNITS}) -> {}; reserved == successful reservations: {}",
+        outcome.ok,
+        outcome.rps(),
+        outcome.errors,
+        outcome.codes,
+        quantity + reserved,
+        if conserved { "no oversell" } else { "MISMATCH" },
+        if exact { "yes" } else { "NO" },
+    ));
+    report.json(json!({
+        "case": "hot SKU proof",
+        "seeded": HOT_UNITS,
+        "quantity": quantity,
+        "reserved": reserved,
+        "successful_reservations": outcome.ok,
+        "timeouts": outcome.timeouts,
+        "conserved": conserved,
+        "reserved_equals_successes": exact,
+    }));
+}
+
+/// A request each handler can answer at once (a 404 is an answer too).
+fn cold_request(binary: &str) -> String {
+    let id = nuid::next();
+    match binary {
+        "inventory-add-stock" => r#"{"productId":"COLD","quantity":1,"price":1}"#.into(),
+        "inventory-check" => r#"{"items":[{"productId":"P000","quantity":1}]}"#.into(),
+        "inventory-reserve" => {
+            format!(r#"{{"orderId":"cold-{id}","items":[{{"productId":"P000","quantity":1}}]}}"#)
+        }
+        "inventory-release" | "inventory-commit" => format!(r#"{{"orderId":"cold-{id}"}}"#),
+        "inventory-get" => r#"{"productId":"P000"}"#.into(),
+        "inventory-list" | "orders-list" => r#"{"limit":1}"#.into(),
+        "orders-create" => {
+            r#"{"customerId":"cold","items":[{"productId":"P000","quantity":1}]}"#.into()
+        }
+        "orders-update-status" => r#"{"id":"cold-none","status":"CONFIRMED"}"#.into(),
+        "orders-get" => r#"{"id":"cold-none"}"#.into(),
+        _ => "{}".into(),
+    }
+}
+
+/// Restarts each binary alone and times exec -> first answered request; then,
+/// after a second of idleness, reads every binary's resident memory.
+async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
+    let mut starts: Vec<(String, f64)> = Vec::new();
+    for (binary, subject) in HANDLERS {
+        stack.stop(binary).await;
+        let started = Instant::now();
+        stack.spawn(binary);
+        let mut answered = false;
+        // "No responders" comes back at once until the new instance subscribes.
+        while started.elapsed() < Duration::from_secs(30) {
+            let request = control.request(subject.to_string(), Bytes::from(cold_request(binary)));
+            match tokio::time::timeout(Duration::from_secs(2), request).await {
+                Ok(Ok(_)) => {
+                    answered = true;
+                    break;
+                }
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_micros(500)).await,
+                Err(_) => {}
+            }
+        }
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        starts.push((binary.to_string(), if answered { ms } else { f64::NAN }));
+    }
+    stack.stop(GATEWAY).await;
+    let started = Instant::now();
+    stack.spawn(GATEWAY);
+    stack
+        .wait_http_ok("/inventory/P000", Duration::from_secs(30))
+        .await;
+    starts.push((GATEWAY.into(), started.elapsed().as_secs_f64() * 1000.0));
+    for worker in WORKERS {
+        stack.stop(worker).await;
+        stack.spawn(worker);
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    println!(
+        "| {:<34} | {:>13} | {:>12} |",
+        "binary", "cold start ms", "idle RSS MiB"
+    );
+    println!("|{}|{}|{}|", "-".repeat(36), "-".repeat(14) + ":", "-".repeat(13) + ":");
+    let names = HANDLERS
+        .iter()
+        .map(|(b, _)| *b)
+        .chain([GATEWAY])
+        .chain(WORKERS.iter().copied());
+    for binary in names {
+        let start = starts.iter().find(|(b, _)| b == binary).map(|(_, ms)| *ms);
+        let rss = stack.pid(binary).and_then(stack::rss_mib);
+        println!(
+            "| {:<34} | {:>13} | {:>12} |",
+            binary,
+            start.map(|ms| format!("{ms:.1}")).unwrap_or_else(|| "-".into()),
+            rss.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into()),
+        );
+        report.json(json!({
+            "case": "cold start",
+            "binary": binary,
+            "start_ms": start.filter(|s| s.is_finite()),
+            "rss_mib": rss,
+        }));
+    }
+}
+
+/// Seeds orders straight into the bucket up to each size, waits for the
+/// orders-list index, then measures get-by-id and the first list page.
+async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: bool) {
+    let stack = Stack::start(false).await;
+    let control = stack.server.client().await;
+    let loader = stack.server.client().await;
+    let js = async_nats::jetstream::new(control.clone());
+    let mut sizes: Vec<u64> = [1_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|s| *s < settings.max_orders)
+        .collect();
+    sizes.push(settings.max_orders);
+    let mut stored = 0;
+    let mut by_size = Vec::new();
+    for size in sizes {
+        let took = seed::orders(&js, BUCKET, stored, size).await;
+        let seeded = size - stored;
+        stored = size;
+        let caught_up = wait_for_index(&control, &seed::order_id(size)).await;
+        report.note(&format!(
+            "{size} orders stored: seeded {seeded} in {:.1} s ({:.0}/s); orders-list index caught up {:.1} s later",
+            took.as_secs_f64(),
+            seeded as f64 / took.as_secs_f64().max(1e-9),
+            caught_up.as_secs_f64()
+        ));
+        report.json(json!({
+            "case": "growth seed",
+            "orders": size,
+            "seeded": seeded,
+            "seed_secs": took.as_secs_f64(),
+            "seed_rate": seeded as f64 / took.as_secs_f64().max(1e-9),
+            "index_catch_up_secs": caught_up.as_secs_f64(),
+        }));
+        report.section(&format!("{size} stored orders"));
+        let label = |what: &str| format!("{what} @ {size}");
+        let get_case = label("orders.get");
+        let list_case = label("orders.list limit=100");
+        let extra = json!({"orders": size});
+        let get: Payload = Arc::new(move |rng, _, _| {
+            let n = 1 + rng.below(size as usize) as u64;
+            Bytes::from(format!(r#"{{"id":"{}"}}"#, seed::order_id(n)))
+        });
+        let list: Payload = Arc::new(|_, _, _| Bytes::from_static(br#"{"limit":100}"#));
+        for (case, subject, payload) in [
+            (&get_case, "orders.get", get),
+            (&list_case, "orders.list", list),
+        ] {
+            let o = load::run(&loader, subject, 64, settings.secs, payload, None).await;
+            report.row(Row {
+                case,
+                transport: "nats",
+                concurrency: 64,
+                rps: o.rps(),
+                p50_ms: o.quantile_ms(0.5),
+                p99_ms: o.quantile_ms(0.99),
+                errors: o.errors,
+                extra: json!({"orders": size, "subject": subject, "error_codes": o.codes}),
+            });
+        }
+        if have_wrk {
+            let get_lua = wrk::get_script(
+                &format!(r#"string.format("/orders/g%08d", math.random(1, {size}))"#),
+                "",
+            );
+            let got = run_http_case(
+                report,
+                dir,
+                &stack.base_url(),
+                &get_case,
+                "GET /orders/{id}",
+                &get_lua,
+                64,
+                settings,
+                extra.clone(),
+            )
+            .await;
+            by_size.push((size, got.map(|w| w.rps)));
+            let list_lua = wrk::get_script(r#""/orders?limit=100""#, "");
+            run_http_case(
+                report,
+                dir,
+                &stack.base_url(),
+                &list_case,
+                "GET /orders?limit=100",
+                &list_lua,
+                64,
+                settings,
+                extra,
+            )
+            .await;
+        }
+    }
+    if let (Some((small, Some(first))), Some((large, Some(last)))) =
+        (by_size.first(), by_size.last())
+    {
+        report.note(&format!(
+            "GET /orders/{{id}} at {large} orders: {:.0}% of its rate at {small}",
+            100.0 * last / first
+        ));
+    }
+}
+
+/// Polls the first page until its newest order is `newest`.
+async fn wait_for_index(client: &Client, newest: &str) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(900) {
+        if let Ok(reply) =
+            testkit::try_request(client, "orders.list", r#"{"limit":1}"#, Duration::from_secs(5)).await
+        {
+            if reply.body["items"][0]["id"] == newest {
+                return started.elapsed();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("orders-list did not index {newest} within 15 minutes");
+}
+
+/// A directory for the generated wrk scripts, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!("oms-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create the scripts directory");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

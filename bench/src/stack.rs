@@ -1,0 +1,157 @@
+//! The stack under test: a fresh nats-server (file storage, the project's
+//! `nats-server.conf`, ephemeral ports) and the release binaries beside
+//! this executable, one instance each.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testkit::{free_port, NatsServer, Proc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every handler binary with its subject and a cheap request it answers
+/// (a 4xx reply is an answer too: it proves the handler is serving).
+pub const HANDLERS: &[(&str, &str)] = &[
+    ("inventory-add-stock", "inventory.add-stock"),
+    ("inventory-check", "inventory.check"),
+    ("inventory-reserve", "inventory.reserve"),
+    ("inventory-release", "inventory.release"),
+    ("inventory-commit", "inventory.commit"),
+    ("inventory-get", "inventory.get"),
+    ("inventory-list", "inventory.list"),
+    ("orders-create", "orders.create"),
+    ("orders-update-status", "orders.update-status"),
+    ("orders-get", "orders.get"),
+    ("orders-list", "orders.list"),
+];
+
+/// The processes that answer no requests.
+pub const WORKERS: &[&str] = &["orders-events", "inventory-events"];
+
+pub const GATEWAY: &str = "gateway";
+
+pub struct Stack {
+    pub server: NatsServer,
+    pub gateway_addr: String,
+    procs: BTreeMap<String, Proc>,
+    bin_dir: PathBuf,
+}
+
+impl Stack {
+    /// Starts the server, every handler, the workers when asked, and the
+    /// gateway; returns once every service answers `$SRV.PING` and the
+    /// gateway's `/readyz` is 200.
+    pub async fn start(workers: bool) -> Stack {
+        let exe = std::env::current_exe().expect("path of oms-bench");
+        let bin_dir = exe.parent().expect("target/<profile>").to_path_buf();
+        let mut stack = Stack {
+            server: NatsServer::start().await,
+            gateway_addr: format!("127.0.0.1:{}", free_port()),
+            procs: BTreeMap::new(),
+            bin_dir,
+        };
+        for (name, _) in HANDLERS {
+            stack.spawn(name);
+        }
+        if workers {
+            for name in WORKERS {
+                stack.spawn(name);
+            }
+        }
+        stack.spawn(GATEWAY);
+        let control = stack.server.client().await;
+        futures::future::join_all(
+            HANDLERS
+                .iter()
+                .map(|(name, _)| testkit::wait_for_service(&control, name, 1)),
+        )
+        .await;
+        stack.wait_http_ok("/readyz", Duration::from_secs(30)).await;
+        stack
+    }
+
+    /// Starts one instance of a binary (replacing the handle of an earlier
+    /// one, which must have been stopped).
+    pub fn spawn(&mut self, name: &str) {
+        let path = self.bin_dir.join(name);
+        assert!(
+            path.exists(),
+            "{} is missing: run `cargo build --release --workspace --bins`",
+            path.display()
+        );
+        let mut command = Command::new(path);
+        command.env("RUST_LOG", "warn");
+        if name == GATEWAY {
+            command
+                .env("NATS_URL", self.server.url())
+                .env("NATS_USER", "oms-gateway")
+                .env("NATS_PASSWORD", "oms-gateway")
+                .env("GATEWAY_ADDR", &self.gateway_addr);
+        } else {
+            command.envs(self.server.service_env());
+        }
+        self.procs
+            .insert(name.to_string(), Proc::spawn(name, command));
+    }
+
+    /// SIGTERM (a handler drains), and waits for the exit.
+    pub async fn stop(&mut self, name: &str) {
+        if let Some(mut proc) = self.procs.remove(name) {
+            proc.terminate().await;
+        }
+    }
+
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.get(name).map(Proc::pid)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.gateway_addr)
+    }
+
+    /// Polls `GET path` on the gateway until it answers 200; returns how long
+    /// that took.
+    pub async fn wait_http_ok(&self, path: &str, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if http_get(&self.gateway_addr, path).await.map(|(s, _)| s) == Some(200) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "gateway: GET {path} not 200 after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// A one-shot HTTP/1.1 GET: status and body, or None when nothing answered.
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.ok()?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Resident set size of a process, in MiB, from `/proc/<pid>/status`.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
