@@ -96,6 +96,31 @@ pub fn reply_id(payload: &[u8]) -> Option<String> {
     String::from_utf8(payload[start..start + len].to_vec()).ok()
 }
 
+/// Not measured before each case: connections, caches and the server's
+/// first file blocks settle, so the first case of a phase is not penalized.
+pub const WARMUP: Duration = Duration::from_secs(1);
+
+/// [`run`] after a [`WARMUP`] of the same requests whose figures are dropped.
+pub async fn measure(
+    client: &Client,
+    subject: &str,
+    concurrency: usize,
+    duration: Duration,
+    payload: Payload,
+    collect: Option<Arc<Collect>>,
+) -> Outcome {
+    run(
+        client,
+        subject,
+        concurrency,
+        WARMUP,
+        payload.clone(),
+        collect.clone(),
+    )
+    .await;
+    run(client, subject, concurrency, duration, payload, collect).await
+}
+
 /// Runs `concurrency` tasks sending to `subject` for `duration`.
 pub async fn run(
     client: &Client,

@@ -112,10 +112,7 @@ async fn main() {
                 .as_millis() as i64
         ),
     }));
-    let have_wrk = std::process::Command::new("wrk")
-        .arg("-v")
-        .output()
-        .is_ok();
+    let have_wrk = std::process::Command::new("wrk").arg("-v").output().is_ok();
     if !have_wrk {
         println!("wrk is not installed: HTTP cases are skipped (`just bench` installs it)");
     }
@@ -143,7 +140,7 @@ async fn main() {
         for concurrency in CONCURRENCY {
             let body = body.clone();
             let payload: Payload = Arc::new(move |_, _, _| body.clone());
-            let outcome = load::run(
+            let outcome = load::measure(
                 &loader,
                 "bench.echo",
                 concurrency,
@@ -165,7 +162,15 @@ async fn main() {
         report.section("Operations over NATS directly (Rust load client, one connection)");
         for case in &cases {
             for concurrency in CONCURRENCY {
-                run_nats_case(&mut report, &loader, case, concurrency, &settings, Some(&ids)).await;
+                run_nats_case(
+                    &mut report,
+                    &loader,
+                    case,
+                    concurrency,
+                    &settings,
+                    Some(&ids),
+                )
+                .await;
             }
         }
     }
@@ -210,7 +215,7 @@ async fn main() {
     }
 
     if settings.runs("cold") {
-        report.section("Cold start (exec to first served request) and idle RSS");
+        report.heading("Cold start (exec to first served request) and idle RSS");
         cold_start(&mut report, &mut stack, &control).await;
     }
     drop(loader);
@@ -218,7 +223,7 @@ async fn main() {
     drop(stack);
 
     if settings.runs("growth") {
-        report.section("Growth: reads at 10^3 .. 10^6 stored orders (fresh stack, no workers)");
+        report.heading("Growth: reads at 10^3 .. 10^6 stored orders (fresh stack, no workers)");
         growth(&mut report, scripts.path(), &settings, have_wrk).await;
     }
 
@@ -239,14 +244,9 @@ async fn seed_products(client: &Client) {
 
 /// Sends one request that must succeed; returns its JSON reply.
 async fn expect_ok(client: &Client, subject: &str, body: &Value) -> Value {
-    let reply = testkit::try_request(
-        client,
-        subject,
-        body.to_string(),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let reply = testkit::try_request(client, subject, body.to_string(), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         reply.status, 200,
         "{subject} {body} answered {} {}",
@@ -364,7 +364,7 @@ async fn run_nats_case(
     settings: &Settings,
     collect: Option<&Arc<Collect>>,
 ) {
-    let outcome = load::run(
+    let outcome = load::measure(
         loader,
         case.subject,
         concurrency,
@@ -407,7 +407,12 @@ async fn run_http_case(
     settings: &Settings,
     mut extra: Value,
 ) -> Option<wrk::Report> {
-    let file = format!("{}-{concurrency}", case.replace(|c: char| !c.is_ascii_alphanumeric(), "-"));
+    let file = format!(
+        "{}-{concurrency}",
+        case.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    // Warm-up, as for the NATS cases; its figures are dropped.
+    let _ = wrk::run(dir, &file, lua, base, concurrency, load::WARMUP).await;
     match wrk::run(dir, &file, lua, base, concurrency, settings.secs).await {
         Ok(w) => {
             extra["route"] = json!(route);
@@ -449,8 +454,22 @@ async fn hot_sku(report: &mut Report, control: &Client, loader: &Client, setting
             r#"{{"orderId":"hot-{run}-{task}-{seq}","items":[{{"productId":"{HOT}","quantity":1}}]}}"#
         ))
     });
-    let outcome = load::run(loader, "inventory.reserve", 64, settings.secs, payload, None).await;
-    nats_row(report, "hot SKU inventory.reserve", "inventory.reserve", 64, &outcome);
+    let outcome = load::run(
+        loader,
+        "inventory.reserve",
+        64,
+        settings.secs,
+        payload,
+        None,
+    )
+    .await;
+    nats_row(
+        report,
+        "hot SKU inventory.reserve",
+        "inventory.reserve",
+        64,
+        &outcome,
+    );
     let product = expect_ok(control, "inventory.get", &json!({"productId": HOT})).await;
     let quantity = product["quantity"].as_u64().unwrap_or(0);
     let reserved = product["reserved"].as_u64().unwrap_or(0);
@@ -499,6 +518,26 @@ fn cold_request(binary: &str) -> String {
     }
 }
 
+/// Sends `binary`'s cheap request until one is answered; returns the time
+/// since `started`, or None after 30 s.
+async fn first_answer(
+    client: &Client,
+    binary: &str,
+    subject: &str,
+    started: Instant,
+) -> Option<Duration> {
+    // "No responders" comes back at once until the new instance subscribes.
+    while started.elapsed() < Duration::from_secs(30) {
+        let request = client.request(subject.to_string(), Bytes::from(cold_request(binary)));
+        match tokio::time::timeout(Duration::from_secs(2), request).await {
+            Ok(Ok(_)) => return Some(started.elapsed()),
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_micros(500)).await,
+            Err(_) => {}
+        }
+    }
+    None
+}
+
 /// Restarts each binary alone and times exec -> first answered request; then,
 /// after a second of idleness, reads every binary's resident memory.
 async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
@@ -507,21 +546,10 @@ async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
         stack.stop(binary).await;
         let started = Instant::now();
         stack.spawn(binary);
-        let mut answered = false;
-        // "No responders" comes back at once until the new instance subscribes.
-        while started.elapsed() < Duration::from_secs(30) {
-            let request = control.request(subject.to_string(), Bytes::from(cold_request(binary)));
-            match tokio::time::timeout(Duration::from_secs(2), request).await {
-                Ok(Ok(_)) => {
-                    answered = true;
-                    break;
-                }
-                Ok(Err(_)) => tokio::time::sleep(Duration::from_micros(500)).await,
-                Err(_) => {}
-            }
-        }
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        starts.push((binary.to_string(), if answered { ms } else { f64::NAN }));
+        let ms = first_answer(control, binary, subject, started)
+            .await
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        starts.push((binary.to_string(), ms));
     }
     stack.stop(GATEWAY).await;
     let started = Instant::now();
@@ -537,10 +565,15 @@ async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
     println!(
-        "| {:<34} | {:>13} | {:>12} |",
+        "\n| {:<34} | {:>13} | {:>12} |",
         "binary", "cold start ms", "idle RSS MiB"
     );
-    println!("|{}|{}|{}|", "-".repeat(36), "-".repeat(14) + ":", "-".repeat(13) + ":");
+    println!(
+        "|{}|{}|{}|",
+        "-".repeat(36),
+        "-".repeat(14) + ":",
+        "-".repeat(13) + ":"
+    );
     let names = HANDLERS
         .iter()
         .map(|(b, _)| *b)
@@ -552,7 +585,9 @@ async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
         println!(
             "| {:<34} | {:>13} | {:>12} |",
             binary,
-            start.map(|ms| format!("{ms:.1}")).unwrap_or_else(|| "-".into()),
+            start
+                .map(|ms| format!("{ms:.1}"))
+                .unwrap_or_else(|| "-".into()),
             rss.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into()),
         );
         report.json(json!({
@@ -567,7 +602,7 @@ async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
 /// Seeds orders straight into the bucket up to each size, waits for the
 /// orders-list index, then measures get-by-id and the first list page.
 async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: bool) {
-    let stack = Stack::start(false).await;
+    let mut stack = Stack::start(false).await;
     let control = stack.server.client().await;
     let loader = stack.server.client().await;
     let js = async_nats::jetstream::new(control.clone());
@@ -597,7 +632,7 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
             "seed_rate": seeded as f64 / took.as_secs_f64().max(1e-9),
             "index_catch_up_secs": caught_up.as_secs_f64(),
         }));
-        report.section(&format!("{size} stored orders"));
+        report.columns();
         let label = |what: &str| format!("{what} @ {size}");
         let get_case = label("orders.get");
         let list_case = label("orders.list limit=100");
@@ -611,7 +646,7 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
             (&get_case, "orders.get", get),
             (&list_case, "orders.list", list),
         ] {
-            let o = load::run(&loader, subject, 64, settings.secs, payload, None).await;
+            let o = load::measure(&loader, subject, 64, settings.secs, payload, None).await;
             report.row(Row {
                 case,
                 transport: "nats",
@@ -656,6 +691,25 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
             .await;
         }
     }
+    // The index is disposable: a restarted orders-list rebuilds it from the
+    // bucket. How long that takes at the largest size is part of its cost.
+    stack.stop("orders-list").await;
+    let started = Instant::now();
+    stack.spawn("orders-list");
+    let first = first_answer(&control, "orders-list", "orders.list", started).await;
+    wait_for_index(&control, &seed::order_id(stored)).await;
+    let rebuilt = started.elapsed();
+    report.note(&format!(
+        "orders-list restarted at {stored} orders: first answer after {:.0} ms, index rebuilt after {:.1} s",
+        first.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        rebuilt.as_secs_f64()
+    ));
+    report.json(json!({
+        "case": "orders-list restart",
+        "orders": stored,
+        "first_answer_ms": first.map(|d| d.as_secs_f64() * 1000.0),
+        "index_rebuilt_secs": rebuilt.as_secs_f64(),
+    }));
     if let (Some((small, Some(first))), Some((large, Some(last)))) =
         (by_size.first(), by_size.last())
     {
@@ -670,8 +724,13 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
 async fn wait_for_index(client: &Client, newest: &str) -> Duration {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(900) {
-        if let Ok(reply) =
-            testkit::try_request(client, "orders.list", r#"{"limit":1}"#, Duration::from_secs(5)).await
+        if let Ok(reply) = testkit::try_request(
+            client,
+            "orders.list",
+            r#"{"limit":1}"#,
+            Duration::from_secs(5),
+        )
+        .await
         {
             if reply.body["items"][0]["id"] == newest {
                 return started.elapsed();

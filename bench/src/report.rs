@@ -45,7 +45,18 @@ impl Report {
 
     /// A section heading and the table's column names.
     pub fn section(&self, title: &str) {
-        println!("\n## {title}\n");
+        self.heading(title);
+        self.columns();
+    }
+
+    /// A section heading alone (for sections with their own table).
+    pub fn heading(&self, title: &str) {
+        println!("\n## {title}");
+    }
+
+    /// The table's column names.
+    pub fn columns(&self) {
+        println!();
         println!(
             "| {:<34} | {:<9} | {:>4} | {:>9} | {:>8} | {:>8} | {:>7} | {:>6} | {:>6} |",
             "case", "transport", "conc", "req/s", "p50 ms", "p99 ms", "errors", "×echo", "×nats"
@@ -115,9 +126,15 @@ impl Report {
         line.insert("p50_ms".into(), json!(round(row.p50_ms, 3)));
         line.insert("p99_ms".into(), json!(round(row.p99_ms, 3)));
         line.insert("errors".into(), json!(row.errors));
-        line.insert("ratio_to_echo".into(), json!(ratio_to_echo.map(|r| round(r, 4))));
+        line.insert(
+            "ratio_to_echo".into(),
+            json!(ratio_to_echo.map(|r| round(r, 4))),
+        );
         if row.transport == "http" {
-            line.insert("ratio_to_nats".into(), json!(ratio_to_nats.map(|r| round(r, 4))));
+            line.insert(
+                "ratio_to_nats".into(),
+                json!(ratio_to_nats.map(|r| round(r, 4))),
+            );
         }
         if let Value::Object(extra) = row.extra {
             line.extend(extra);
@@ -133,7 +150,9 @@ impl Report {
 }
 
 fn ratio(value: Option<f64>) -> String {
-    value.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into())
+    value
+        .map(|r| format!("{r:.2}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Rounds for the JSON file; NaN (no successful request) becomes null.

@@ -78,10 +78,7 @@ fn now_millis() -> i64 {
 /// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds, the
 /// one format the handlers write (and the order index sorts by).
 pub fn format_millis(millis: i64) -> String {
-    let (days, ms_of_day) = (
-        millis.div_euclid(86_400_000),
-        millis.rem_euclid(86_400_000),
-    );
+    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
     // Howard Hinnant's days-to-civil.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
