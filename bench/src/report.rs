@@ -89,8 +89,7 @@ impl Report {
             self.nats
                 .insert((row.case.to_string(), row.concurrency), row.rps);
         }
-        // Growth and hot-SKU cases use concurrencies the echo was not run at
-        // only when configured so; the nearest echo figure is the limit then.
+        // A concurrency the echo was not run at compares with the nearest one.
         let echo = self.echo.get(&row.concurrency).copied().or_else(|| {
             self.echo
                 .iter()
