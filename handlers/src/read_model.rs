@@ -10,6 +10,10 @@ use async_nats::jetstream::kv;
 use oms_runtime::{Problem, Store};
 use std::sync::Arc;
 
+/// sled's page cache per index (its default is 1 GiB). The index is
+/// rebuilt from the stream anyway; a small cache keeps a list handler small.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A sled tree mirroring the values of one key prefix, ordered by key.
 #[derive(Clone)]
 pub struct Mirror {
@@ -22,6 +26,7 @@ impl Mirror {
     pub fn follow(store: Store, prefix: &'static str) -> Mirror {
         let db = sled::Config::new()
             .temporary(true)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .expect("a temporary sled index opens");
         let tree = db.open_tree(prefix).expect("sled tree");
@@ -102,6 +107,7 @@ impl OrderIndex {
     pub fn follow(store: Store) -> OrderIndex {
         let db = sled::Config::new()
             .temporary(true)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .expect("a temporary sled index opens");
         let tree = |name: &str| db.open_tree(name).expect("sled tree");

@@ -424,6 +424,13 @@ async fn a_hold_without_an_order_is_released() {
         "a replay does not reserve again"
     );
     assert_eq!(product(&stack, "A").await, (9, 1));
+    // The expiry sealed the order id: an order for it can no longer be stored.
+    let kv = async_nats::jetstream::new(stack.client.clone())
+        .get_key_value("oms")
+        .await
+        .unwrap();
+    let sealed = kv.entry("order.orphan").await.unwrap().expect("a delete marker");
+    assert_eq!(sealed.operation, async_nats::jetstream::kv::Operation::Delete);
 }
 
 #[tokio::test]

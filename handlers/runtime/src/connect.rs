@@ -32,8 +32,11 @@ async fn try_connect(config: &Config, name: &str) -> Result<async_nats::Client, 
         .connection_timeout(Duration::from_secs(2))
         // Never give up on a server that went away; back off instead.
         .max_reconnects(None)
-        .reconnect_delay_callback(|attempt| {
-            Duration::from_millis((50u64 << attempt.min(6)).min(2_000))
+        // async-nats asks this before the first attempt too: no wait then
+        // (it is most of a cold start), then 100 ms doubling up to 2 s.
+        .reconnect_delay_callback(|attempt| match attempt {
+            0 | 1 => Duration::ZERO,
+            n => Duration::from_millis((50u64 << n.min(6)).min(2_000)),
         })
         .event_callback(|event| async move {
             match event {

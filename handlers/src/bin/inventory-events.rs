@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const RETRY: Duration = Duration::from_secs(1);
-/// When a new reservation is looked at again for its order.
-const FIRST_LOOK: Duration = Duration::from_millis(500);
+/// How old a new reservation is when it is first looked at for its order.
+const FIRST_LOOK: Duration = Duration::from_millis(200);
+/// Holds looked at at once: most of them wait out `FIRST_LOOK` asleep.
+const HOLDS_AT_ONCE: usize = 4096;
 
 fn main() {
     oms_handlers::run_worker("inventory-events", |app| async move {
@@ -91,13 +93,19 @@ async fn expire_holds(app: Arc<App>) {
         ..Default::default()
     };
     let js = app.store.jetstream().clone();
-    consume(&js, &app.store.stream_name(), config, 32, |message| {
-        let app = app.clone();
-        async move {
-            let ack = check_hold(&app, &message).await;
-            (message, ack)
-        }
-    })
+    consume(
+        &js,
+        &app.store.stream_name(),
+        config,
+        HOLDS_AT_ONCE,
+        |message| {
+            let app = app.clone();
+            async move {
+                let ack = check_hold(&app, &message).await;
+                (message, ack)
+            }
+        },
+    )
     .await
 }
 
@@ -108,6 +116,13 @@ async fn check_hold(app: &App, message: &Message) -> Ack {
     if seen.state != ReservationState::Held {
         return Ack::Done;
     }
+    // Most orders are stored within milliseconds of their reservation: give
+    // this one a moment before looking, so it is acknowledged at the first
+    // delivery instead of being handed back later.
+    let age = Duration::from_nanos((now_nanos() - published_nanos(message)).max(0) as u64);
+    if age < FIRST_LOOK {
+        tokio::time::sleep(FIRST_LOOK - age).await;
+    }
     // Its order stored: the hold is the order's now. (`Settle::Expire`
     // checks again, atomically; this only spares a wait.)
     match app.store.read::<Order>(&order_key(&seen.order_id)).await {
@@ -115,24 +130,19 @@ async fn check_hold(app: &App, message: &Message) -> Ack {
         Ok(_) => {}
         Err(_) => return Ack::Retry(RETRY),
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as i128;
+    let now = now_nanos();
     let expires = published_nanos(message) + app.config.hold_ttl.as_nanos() as i128;
     if now < expires {
-        // Most orders are stored within milliseconds: look again soon once,
-        // then wait out the hold, so few messages sit pending for long.
-        let first = message.info().map_or(true, |info| info.delivered <= 1);
-        let wait = Duration::from_nanos((expires - now) as u64) + Duration::from_millis(10);
-        return Ack::Retry(if first { wait.min(FIRST_LOOK) } else { wait });
+        return Ack::Retry(
+            Duration::from_nanos((expires - now) as u64) + Duration::from_millis(10),
+        );
     }
     tracing::info!(order_id = %seen.order_id, "hold expired without an order; releasing");
     outcome(
         settle(
             &app.store,
             &seen.order_id,
-            Settle::Release,
+            Settle::Expire,
             &[ReservationState::Held],
         )
         .await,
@@ -154,4 +164,11 @@ fn outcome(result: Result<Reservation, Problem>, order_id: &str) -> Ack {
             Ack::Retry(RETRY)
         }
     }
+}
+
+fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i128
 }
