@@ -46,7 +46,9 @@ pub async fn settle(
     from: &[ReservationState],
 ) -> Result<Reservation, Problem> {
     let key = reservation_key(order_id);
-    loop {
+    // Each pass either settles, finds it settled, or saw another writer move
+    // first; a thousand passes without either means the books disagree.
+    for _ in 0..1000 {
         let Some(current) = store.get::<Reservation>(&key).await? else {
             return Err(Problem::not_found(format!(
                 "no reservation for order {order_id}"
@@ -80,18 +82,26 @@ pub async fn settle(
             .collect();
         let products = try_join_all(keys.iter().map(|k| store.get::<Product>(k))).await?;
         let now = time::now();
+        let mut consistent = true;
         for ((item, key), product) in reservation.items.iter().zip(&keys).zip(products) {
             let product = product.ok_or_else(|| Problem::internal(format!("{key} vanished")))?;
             let mut next = product.value;
-            next.reserved = next
-                .reserved
-                .checked_sub(item.quantity)
-                .ok_or_else(|| Problem::internal(format!("{key} holds less than reserved")))?;
+            // The reservation and its products are read one after another: a
+            // settle that landed in between shows as less reserved than this
+            // reservation holds. Read again; the reservation will say so.
+            let Some(reserved) = next.reserved.checked_sub(item.quantity) else {
+                consistent = false;
+                break;
+            };
+            next.reserved = reserved;
             if how != Settle::Commit {
                 next.quantity += item.quantity;
             }
             next.updated_at = now.clone();
             writes.push(Write::json(key.as_str(), &next, product.revision));
+        }
+        if !consistent {
+            continue;
         }
         let settled = Reservation {
             state: how.target(),
@@ -105,4 +115,7 @@ pub async fn settle(
             Err(err) => return Err(err.into()),
         }
     }
+    Err(Problem::internal(format!(
+        "reservation {order_id} disagrees with its products"
+    )))
 }

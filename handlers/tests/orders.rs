@@ -429,14 +429,24 @@ async fn a_hold_without_an_order_is_released() {
         .get_key_value("oms")
         .await
         .unwrap();
-    let sealed = kv.entry("order.orphan").await.unwrap().expect("a delete marker");
-    assert_eq!(sealed.operation, async_nats::jetstream::kv::Operation::Delete);
+    let sealed = kv
+        .entry("order.orphan")
+        .await
+        .unwrap()
+        .expect("a delete marker");
+    assert_eq!(
+        sealed.operation,
+        async_nats::jetstream::kv::Operation::Delete
+    );
 }
 
 #[tokio::test]
-async fn operators_can_release_by_request_idempotently() {
-    let stack = start(&[]).await;
+async fn operators_settle_only_what_the_order_allows() {
+    let mut stack = start(&[]).await;
+    stack.spawn("inventory-commit");
+    stack.wait_for("inventory-commit", 1).await;
     add(&stack, "A", 10, 1.0).await;
+    // A reservation whose order never came: released, and its id sealed.
     stack
         .request(
             "inventory.reserve",
@@ -447,7 +457,7 @@ async fn operators_can_release_by_request_idempotently() {
         let released = stack
             .request("inventory.release", &json!({"orderId": "op-1"}))
             .await;
-        assert_eq!(released.status, 200);
+        assert_eq!(released.status, 200, "{:?}", released.body);
         assert_eq!(released.body["state"], "RELEASED");
         assert_eq!(product(&stack, "A").await, (10, 0));
     }
@@ -458,6 +468,35 @@ async fn operators_can_release_by_request_idempotently() {
             .status,
         404
     );
+    // An open order keeps its stock; a sale is committed only once completed.
+    let open = order(&stack, json!([{"productId": "A", "quantity": 2}])).await;
+    let id = open.body["id"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .request("inventory.release", &json!({"orderId": id}))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        stack
+            .request("inventory.commit", &json!({"orderId": id}))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(product(&stack, "A").await, (8, 2));
+    set_status(&stack, id, "CONFIRMED").await;
+    set_status(&stack, id, "COMPLETED").await;
+    let committed = stack
+        .request("inventory.commit", &json!({"orderId": id}))
+        .await;
+    assert_eq!(committed.status, 200, "{:?}", committed.body);
+    assert_eq!(committed.body["state"], "COMMITTED");
+    eventually(10, "sold once, by whichever came first", || async {
+        product(&stack, "A").await == (8, 0)
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -39,7 +39,9 @@ impl Config {
             nats_password: var("NATS_PASSWORD"),
             nats_creds: var("NATS_CREDS"),
             bucket: var("OMS_BUCKET").unwrap_or_else(|| "oms".into()),
-            replicas: var("OMS_REPLICAS").and_then(|v| v.parse().ok()).unwrap_or(1),
+            replicas: var("OMS_REPLICAS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
             hold_ttl: secs("OMS_HOLD_TTL", 60.0),
             gateway_addr: var("GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             request_timeout: secs("OMS_REQUEST_TIMEOUT", 5.0),

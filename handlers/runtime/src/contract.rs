@@ -79,7 +79,8 @@ pub const INVENTORY_RELEASE: Operation = Operation {
     service: "inventory-release",
     group: "inventory",
     endpoint: "release",
-    description: "Returns a held reservation's stock (operator use); idempotent",
+    description:
+        "Returns the stock of a cancelled or never-stored order (operator use); idempotent",
     route: None,
     request_schema: schema!("inventory.settle.request.json"),
     response_schema: schema!("reservation.json"),
@@ -89,7 +90,7 @@ pub const INVENTORY_COMMIT: Operation = Operation {
     service: "inventory-commit",
     group: "inventory",
     endpoint: "commit",
-    description: "Marks a reservation's stock as sold (operator use); idempotent",
+    description: "Marks a completed order's stock as sold (operator use); idempotent",
     route: None,
     request_schema: schema!("inventory.settle.request.json"),
     response_schema: schema!("reservation.json"),
