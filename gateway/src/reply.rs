@@ -15,7 +15,6 @@ use hyper::header::{HeaderValue, LINK, LOCATION};
 use hyper::{Response, StatusCode, Uri};
 use oms_runtime::service::{ERROR_CODE_HEADER, ERROR_HEADER};
 use oms_runtime::Problem;
-use serde_json::Value;
 
 pub fn to_http(
     endpoint: &Endpoint,
@@ -42,9 +41,14 @@ pub fn to_http(
         respond::json(endpoint.status, message.payload.clone())
     };
     if let Some(location) = &endpoint.location {
-        let reply: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
-        if let Some(id) = reply[&location.field].as_str() {
-            let target = format!("{}{}", location.prefix, url::encode(id));
+        // Only the one field is read; the rest of the body stays raw.
+        let reply: std::collections::HashMap<&str, &serde_json::value::RawValue> =
+            serde_json::from_slice(&message.payload).unwrap_or_default();
+        let id = reply
+            .get(location.field.as_str())
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+        if let Some(id) = id {
+            let target = format!("{}{}", location.prefix, url::encode(&id));
             if let Ok(value) = HeaderValue::from_str(&target) {
                 response.headers_mut().insert(LOCATION, value);
             }
@@ -76,19 +80,29 @@ fn error(code: &str, text: Option<&async_nats::HeaderValue>, body: bytes::Bytes)
     respond::with_type(status, respond::PROBLEM_JSON, body)
 }
 
+/// A page as the handlers send it. `items` stays raw: it is passed on as
+/// the body byte for byte, never parsed into values and printed again.
+#[derive(serde::Deserialize)]
+struct Page<'a> {
+    #[serde(borrow)]
+    items: &'a serde_json::value::RawValue,
+    #[serde(rename = "nextCursor")]
+    next_cursor: Option<String>,
+}
+
 fn page(endpoint: &Endpoint, uri: &Uri, payload: &[u8]) -> Result<Response<Body>, Problem> {
-    let mut page: Value = serde_json::from_slice(payload).map_err(|_| {
-        respond::bad_gateway(format!("{} sent a page that is not JSON", endpoint.subject))
+    let page: Page = serde_json::from_slice(payload).map_err(|_| {
+        respond::bad_gateway(format!("{} sent a page without items", endpoint.subject))
     })?;
-    let items = page
-        .get_mut("items")
-        .filter(|items| items.is_array())
-        .map(Value::take)
-        .ok_or_else(|| {
-            respond::bad_gateway(format!("{} sent a page without items", endpoint.subject))
-        })?;
-    let mut response = respond::json(endpoint.status, items.to_string());
-    if let Some(cursor) = page["nextCursor"].as_str() {
+    if !page.items.get().starts_with('[') {
+        return Err(respond::bad_gateway(format!(
+            "{} sent a page without items",
+            endpoint.subject
+        )));
+    }
+    let body = bytes::Bytes::copy_from_slice(page.items.get().as_bytes());
+    let mut response = respond::json(endpoint.status, body);
+    if let Some(cursor) = page.next_cursor.as_deref() {
         if let Ok(value) = HeaderValue::from_str(&next_link(uri, cursor)) {
             response.headers_mut().insert(LINK, value);
         }
