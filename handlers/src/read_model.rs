@@ -10,6 +10,22 @@ use async_nats::jetstream::kv;
 use oms_runtime::{Problem, Store};
 use std::sync::Arc;
 
+/// A stored value handed out as it is: a page is the stored JSON values
+/// side by side, never parsed into structs and printed again.
+pub type Raw = Box<serde_json::value::RawValue>;
+
+fn raw(json: &[u8]) -> Result<Raw, Problem> {
+    let text = std::str::from_utf8(json).map_err(Problem::internal)?;
+    serde_json::value::RawValue::from_string(text.to_owned()).map_err(Problem::internal)
+}
+
+/// The one field a filtered page must check.
+#[derive(serde::Deserialize)]
+struct StatusOnly<'a> {
+    #[serde(borrow)]
+    status: &'a str,
+}
+
 /// sled's page cache per index (its default is 1 GiB). The index is
 /// rebuilt from the stream anyway; a small cache keeps a list handler small.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -56,11 +72,11 @@ impl Mirror {
 
     /// Up to `limit` values with keys after `cursor`, and the cursor of the
     /// next page when there is one.
-    pub fn page<T: serde::de::DeserializeOwned>(
+    pub fn page(
         &self,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<T>, Option<String>), Problem> {
+    ) -> Result<(Vec<Raw>, Option<String>), Problem> {
         let range = match cursor {
             Some(after) => self.tree.range::<&[u8], _>((
                 std::ops::Bound::Excluded(after.as_bytes()),
@@ -75,7 +91,7 @@ impl Mirror {
             if values.len() == limit {
                 return Ok((values, last_key));
             }
-            values.push(serde_json::from_slice(&value).map_err(Problem::internal)?);
+            values.push(raw(&value)?);
             last_key = Some(String::from_utf8_lossy(&key).into_owned());
         }
         Ok((values, None))
@@ -167,7 +183,7 @@ impl OrderIndex {
         filter: &OrderFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<crate::model::Order>, Option<String>), Problem> {
+    ) -> Result<(Vec<Raw>, Option<String>), Problem> {
         let (tree, prefix) = match (filter.customer_id, filter.status) {
             (Some(customer), _) => (&self.by_customer, format!("{customer}\0")),
             (None, Some(status)) => (&self.by_status, format!("{status}|")),
@@ -188,15 +204,14 @@ impl OrderIndex {
             let Some(json) = self.orders.get(&id).map_err(Problem::internal)? else {
                 continue;
             };
-            let order: crate::model::Order =
-                serde_json::from_slice(&json).map_err(Problem::internal)?;
-            if filter.status.is_some_and(|s| s != order.status.as_str()) {
+            let order: StatusOnly = serde_json::from_slice(&json).map_err(Problem::internal)?;
+            if filter.status.is_some_and(|s| s != order.status) {
                 continue; // a stale status entry, or a customer page filtered by status
             }
             if orders.len() == limit {
                 return Ok((orders, last));
             }
-            orders.push(order);
+            orders.push(raw(&json)?);
             last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
         }
         Ok((orders, None))

@@ -2,8 +2,7 @@
 //! this instance's local index (see `read_model`). `nextCursor` is the last
 //! productId of the page; pass it as `cursor` for the next one.
 
-use oms_handlers::model::Product;
-use oms_handlers::read_model::Mirror;
+use oms_handlers::read_model::{Mirror, Raw};
 use oms_handlers::{contract, run_with, Ctx, Problem};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +16,7 @@ struct List {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
-    items: Vec<Product>,
+    items: Vec<Raw>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
 }

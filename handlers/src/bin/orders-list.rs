@@ -2,8 +2,7 @@
 //! `customerId`, `limit` at a time, from this instance's local index (see
 //! `read_model`). Pass `nextCursor` back as `cursor` for the next page.
 
-use oms_handlers::model::Order;
-use oms_handlers::read_model::{OrderFilter, OrderIndex};
+use oms_handlers::read_model::{OrderFilter, OrderIndex, Raw};
 use oms_handlers::status::Status;
 use oms_handlers::{contract, run_with, Ctx, Problem};
 use serde::{Deserialize, Serialize};
@@ -20,7 +19,7 @@ struct List {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
-    items: Vec<Order>,
+    items: Vec<Raw>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
 }
