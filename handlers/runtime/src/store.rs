@@ -11,11 +11,16 @@ use async_nats::header::{self, HeaderMap};
 use async_nats::jetstream::{self, context::PublishErrorKind, kv};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// History per key: an order has at most four revisions, so none is purged
 /// before change-data-capture has read it.
 const HISTORY: i64 = 5;
+/// Open atomic batches per process: with a dozen processes, well under the
+/// server's 50 per stream.
+const BATCHES_AT_ONCE: usize = 4;
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -93,6 +98,8 @@ impl Write {
 #[derive(Clone)]
 pub struct Store {
     client: async_nats::Client,
+    /// Atomic batches this process may have open at once (see `apply`).
+    batch_slots: Arc<Semaphore>,
     js: jetstream::Context,
     kv: kv::Store,
     subject_prefix: String,
@@ -152,6 +159,7 @@ impl Store {
         }
         Ok(Store {
             client,
+            batch_slots: Arc::new(Semaphore::new(BATCHES_AT_ONCE)),
             subject_prefix: format!("$KV.{bucket}."),
             js,
             kv,
@@ -260,6 +268,13 @@ impl Store {
     /// either all keys move or `Conflict` comes back and nothing changed.
     pub async fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
         let batch_id = (writes.len() > 1).then(|| nuid::next().to_string());
+        // A stream holds at most 50 open batches; past that the server drops
+        // the batch's messages and its commit is never answered. Every
+        // process keeps well below, whatever its concurrency.
+        let _slot = match batch_id {
+            Some(_) => Some(self.batch_slots.acquire().await.expect("semaphore open")),
+            None => None,
+        };
         let last = writes.len().checked_sub(1).ok_or(StoreError::Conflict)?;
         let mut backoff = Duration::from_millis(5);
         loop {
@@ -303,7 +318,8 @@ impl Store {
                 match ack {
                     Ok(ack) => return Ok(ack.sequence),
                     Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => {
-                        return Err(StoreError::Conflict)
+                        tracing::debug!(error = %err, writes = writes.len(), "compare-and-set lost");
+                        return Err(StoreError::Conflict);
                     }
                     Err(err) if is_conflict(&err.to_string()) => return Err(StoreError::Conflict),
                     // Too many open batches on the stream (10210): back off.

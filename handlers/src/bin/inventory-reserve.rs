@@ -113,7 +113,13 @@ async fn run_groups(groups: Arc<Groups>) {
             state.0.drain(..take).collect::<Vec<_>>()
         };
         let requests: Vec<_> = group.iter().map(|w| &w.request).collect();
+        let started = Instant::now();
         let outcomes = decide_group(&groups.store, &requests).await;
+        tracing::debug!(
+            size = requests.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "group decided"
+        );
         for (waiting, outcome) in group.into_iter().zip(outcomes) {
             let _ = waiting.reply.send(outcome);
         }
