@@ -17,6 +17,13 @@ use crate::model::{
 };
 use futures::future::try_join_all;
 use oms_runtime::{time, Problem, Store, StoreError, Write};
+use tokio::sync::Semaphore;
+
+/// Settle passes one process runs at once. Settles of one product contend
+/// for it; a burst of them (many holds expiring together, a mass
+/// cancellation) then takes turns instead of all reading the same revision
+/// and all but one losing, over and over.
+static TURNS: Semaphore = Semaphore::const_new(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -49,6 +56,9 @@ pub async fn settle(
     // Each pass either settles, finds it settled, or saw another writer move
     // first; a thousand passes without either means the books disagree.
     for _ in 0..1000 {
+        // Read and write under one permit: a pass that read and then queued
+        // behind others would find its reads stale and lose for certain.
+        let _turn = TURNS.acquire().await.expect("semaphore open");
         let Some(current) = store.get::<Reservation>(&key).await? else {
             return Err(Problem::not_found(format!(
                 "no reservation for order {order_id}"

@@ -658,3 +658,31 @@ async fn concurrent_duplicates_of_one_reservation_reserve_once() {
     }
     assert!(replies.iter().all(|r| r.status == 200 || r.status == 409));
 }
+
+#[tokio::test]
+async fn a_burst_of_expiring_holds_on_one_product_all_release() {
+    let stack = start(&[("OMS_HOLD_TTL", "1")]).await;
+    add(&stack, "A", 1000, 1.0).await;
+    // 150 reservations whose orders never come, all expiring together: far
+    // more settles at once than a stream takes open batches.
+    let holds: Vec<_> = (0..150)
+        .map(|i| {
+            let client = stack.client.clone();
+            tokio::spawn(async move {
+                let body = json!({"orderId": format!("orphan-{i}"), "items": [{"productId": "A", "quantity": 2}]});
+                request(&client, "inventory.reserve", &body).await.status
+            })
+        })
+        .collect();
+    for hold in holds {
+        assert_eq!(hold.await.unwrap(), 200);
+    }
+    assert_eq!(product(&stack, "A").await, (700, 300));
+    eventually(30, "every orphan released", || async {
+        product(&stack, "A").await == (1000, 0)
+    })
+    .await;
+    // Meanwhile and after, orders still go through.
+    let placed = order(&stack, json!([{"productId": "A", "quantity": 1}])).await;
+    assert_eq!(placed.status, 200, "{:?}", placed.body);
+}
