@@ -298,6 +298,12 @@ async fn the_status_machine_moves_stock() {
     })
     .await;
     let all = stack.stream_messages("OMS_EVENTS").await;
+    // Every event matches its published schema.
+    let schema =
+        oms_runtime::schema::Schema::compile(include_str!("../../schemas/order-event.json"));
+    for event in &all {
+        assert_eq!(schema.check(&event.2), Ok(()), "{}", event.2);
+    }
     let of = |id: &str| -> Vec<String> {
         all.iter()
             .filter(|e| e.2["orderId"] == id)
