@@ -75,40 +75,12 @@ fn now_millis() -> i64 {
         .as_millis() as i64
 }
 
-/// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds, the
-/// one format the handlers write (and the order index sorts by).
-pub fn format_millis(millis: i64) -> String {
-    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let secs = ms_of_day / 1000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        ms_of_day % 1000
-    )
-}
+/// The one time format the handlers write (and the order index sorts by).
+pub use oms_runtime::time::format_millis;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_rfc3339_millis() {
-        assert_eq!(format_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(format_millis(1_795_861_234_567), "2026-11-28T10:20:34.567Z");
-    }
 
     #[test]
     fn a_seeded_order_has_the_stored_shape() {

@@ -12,11 +12,17 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary built beside the running test
-/// (`target/<profile>/<name>`); `just test` builds them all first.
+/// Path of a workspace binary built beside the running executable: a test
+/// runs from `target/<profile>/deps`, a tool from `target/<profile>`; the
+/// binaries are in `target/<profile>` (`just test` builds them all first).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("target/<profile>");
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
