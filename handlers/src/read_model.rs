@@ -19,6 +19,22 @@ fn raw(json: &[u8]) -> Result<Raw, Problem> {
     serde_json::value::RawValue::from_string(text.to_owned()).map_err(Problem::internal)
 }
 
+/// What a list operation answers: up to `limit` values, and where the next
+/// page starts when there is one.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub items: Vec<Raw>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl Page {
+    fn new(items: Vec<Raw>, next_cursor: Option<String>) -> Page {
+        Page { items, next_cursor }
+    }
+}
+
 /// The one field a filtered page must check.
 #[derive(serde::Deserialize)]
 struct StatusOnly<'a> {
@@ -72,11 +88,7 @@ impl Mirror {
 
     /// Up to `limit` values with keys after `cursor`, and the cursor of the
     /// next page when there is one.
-    pub fn page(
-        &self,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<Raw>, Option<String>), Problem> {
+    pub fn page(&self, cursor: Option<&str>, limit: usize) -> Result<Page, Problem> {
         let range = match cursor {
             Some(after) => self.tree.range::<&[u8], _>((
                 std::ops::Bound::Excluded(after.as_bytes()),
@@ -89,12 +101,12 @@ impl Mirror {
         for row in range {
             let (key, value) = row.map_err(Problem::internal)?;
             if values.len() == limit {
-                return Ok((values, last_key));
+                return Ok(Page::new(values, last_key));
             }
             values.push(raw(&value)?);
             last_key = Some(String::from_utf8_lossy(&key).into_owned());
         }
-        Ok((values, None))
+        Ok(Page::new(values, None))
     }
 }
 
@@ -183,7 +195,7 @@ impl OrderIndex {
         filter: &OrderFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Raw>, Option<String>), Problem> {
+    ) -> Result<Page, Problem> {
         let (tree, prefix) = match (filter.customer_id, filter.status) {
             (Some(customer), _) => (&self.by_customer, format!("{customer}\0")),
             (None, Some(status)) => (&self.by_status, format!("{status}|")),
@@ -209,11 +221,11 @@ impl OrderIndex {
                 continue; // a stale status entry, or a customer page filtered by status
             }
             if orders.len() == limit {
-                return Ok((orders, last));
+                return Ok(Page::new(orders, last));
             }
             orders.push(raw(&json)?);
             last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
         }
-        Ok((orders, None))
+        Ok(Page::new(orders, None))
     }
 }

@@ -2,23 +2,15 @@
 //! this instance's local index (see `read_model`). `nextCursor` is the last
 //! productId of the page; pass it as `cursor` for the next one.
 
-use oms_handlers::read_model::{Mirror, Raw};
+use oms_handlers::read_model::{Mirror, Page};
 use oms_handlers::{contract, run_with, Ctx, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct List {
     limit: Option<usize>,
     cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Raw>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
 }
 
 fn main() {
@@ -28,8 +20,6 @@ fn main() {
 }
 
 async fn list(ctx: Ctx<Mirror>, req: List) -> Result<Page, Problem> {
-    let (items, next_cursor) = ctx
-        .state
-        .page(req.cursor.as_deref(), req.limit.unwrap_or(100))?;
-    Ok(Page { items, next_cursor })
+    ctx.state
+        .page(req.cursor.as_deref(), req.limit.unwrap_or(100))
 }

@@ -2,10 +2,10 @@
 //! `customerId`, `limit` at a time, from this instance's local index (see
 //! `read_model`). Pass `nextCursor` back as `cursor` for the next page.
 
-use oms_handlers::read_model::{OrderFilter, OrderIndex, Raw};
+use oms_handlers::read_model::{OrderFilter, OrderIndex, Page};
 use oms_handlers::status::Status;
 use oms_handlers::{contract, run_with, Ctx, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -14,14 +14,6 @@ struct List {
     cursor: Option<String>,
     status: Option<Status>,
     customer_id: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Raw>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
 }
 
 fn main() {
@@ -34,8 +26,6 @@ async fn list(ctx: Ctx<OrderIndex>, req: List) -> Result<Page, Problem> {
         status: req.status.map(Status::as_str),
         customer_id: req.customer_id.as_deref(),
     };
-    let (items, next_cursor) =
-        ctx.state
-            .page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))?;
-    Ok(Page { items, next_cursor })
+    ctx.state
+        .page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))
 }
