@@ -17,7 +17,7 @@ build: tools
 # Run the whole test suite against real nats-servers on ephemeral ports.
 test: tools
     cargo build --workspace --bins
-    PATH="{{justfile_directory()}}/.tools/bin:$PATH" cargo test --workspace -- --test-threads 4
+    PATH="{{justfile_directory()}}/.tools/bin:$PATH" cargo test --workspace --no-fail-fast -- --test-threads 4
 
 # Benchmark a fresh stack (own ports): NATS echo limit, every operation over NATS and HTTP (wrk), hot SKU, cold start, growth to BENCH_MAX_ORDERS.
 bench:

@@ -63,6 +63,11 @@ async fn health_and_readiness() {
         }));
     }
     stack.client.flush().await.unwrap();
+    // Readiness follows within a ping window or two (more on a loaded CI).
+    eventually(10, "ready once stand-ins answer", || async {
+        gw.get("/readyz").await.status == 200
+    })
+    .await;
     let ready = gw.get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.text());
     assert_eq!(ready.json()["nats"], "connected");
