@@ -267,17 +267,19 @@ impl Store {
     /// atomic batch: the server checks every expected revision at commit, so
     /// either all keys move or `Conflict` comes back and nothing changed.
     pub async fn apply(&self, writes: &[Write]) -> Result<u64, StoreError> {
-        let batch_id = (writes.len() > 1).then(|| nuid::next().to_string());
+        let batched = writes.len() > 1;
         // A stream holds at most 50 open batches; past that the server drops
         // the batch's messages and its commit is never answered. Every
         // process keeps well below, whatever its concurrency.
-        let _slot = match batch_id {
-            Some(_) => Some(self.batch_slots.acquire().await.expect("semaphore open")),
-            None => None,
+        let _slot = match batched {
+            true => Some(self.batch_slots.acquire().await.expect("semaphore open")),
+            false => None,
         };
         let last = writes.len().checked_sub(1).ok_or(StoreError::Conflict)?;
         let mut backoff = Duration::from_millis(5);
         loop {
+            // A new id per attempt: an abandoned batch's id is not reused.
+            let batch_id = batched.then(|| nuid::next().to_string());
             for (i, write) in writes.iter().enumerate() {
                 let mut headers = HeaderMap::new();
                 headers.insert(
