@@ -45,7 +45,15 @@ async fn try_connect(config: &Config, name: &str) -> Result<async_nats::Client, 
                 other => tracing::info!(event = %other, "NATS event"),
             }
         })
-        .connect(config.nats_url.as_str())
+        // `NATS_URL` may list several servers, comma-separated (a cluster).
+        .connect(
+            config
+                .nats_url
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .collect::<Vec<_>>(),
+        )
         .await?;
     Ok(client)
 }
