@@ -11,17 +11,6 @@ const INVENTORY: [&str; 4] = [
     "inventory-list",
 ];
 
-async fn add(stack: &Stack, id: &str, quantity: u64, price: f64) -> Value {
-    let reply = stack
-        .request(
-            "inventory.add-stock",
-            &json!({"productId": id, "quantity": quantity, "price": price}),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body
-}
-
 #[tokio::test]
 async fn discovery_answers_like_the_nats_cli_expects() {
     let stack = Stack::start(&INVENTORY).await;
@@ -71,7 +60,7 @@ async fn discovery_answers_like_the_nats_cli_expects() {
     }
 
     // STATS counts requests and errors.
-    add(&stack, "p1", 1, 1.0).await;
+    stack.add_stock("p1", 1, 1.0).await;
     let bad = stack
         .request("inventory.add-stock", &json!({"productId": "p1"}))
         .await;
@@ -120,12 +109,12 @@ async fn services_may_not_send_discovery_requests() {
 #[tokio::test]
 async fn add_stock_adds_creates_and_sets_price() {
     let stack = Stack::start(&INVENTORY).await;
-    let created = add(&stack, "SKU-1", 5, 19.99).await;
+    let created = stack.add_stock("SKU-1", 5, 19.99).await;
     assert_eq!(created["productId"], "SKU-1");
     assert_eq!(created["quantity"], 5);
     assert_eq!(created["reserved"], 0);
     assert_eq!(created["price"], 19.99);
-    let again = add(&stack, "SKU-1", 3, 17.5).await;
+    let again = stack.add_stock("SKU-1", 3, 17.5).await;
     assert_eq!(again["quantity"], 8, "adds, never overwrites");
     assert_eq!(again["price"], 17.5);
     assert_eq!(again["createdAt"], created["createdAt"]);
@@ -181,7 +170,7 @@ async fn list_walks_every_product_exactly_once() {
     let stack = Stack::start(&["inventory-add-stock", "inventory-list"]).await;
     let ids: BTreeSet<String> = (0..23).map(|i| format!("p-{i:03}")).collect();
     for id in &ids {
-        add(&stack, id, 1, 2.5).await;
+        stack.add_stock(id, 1, 2.5).await;
     }
     // The list index follows KV and may lag by a few milliseconds.
     eventually(10, "index holds every product", || async {
@@ -225,7 +214,7 @@ async fn list_walks_every_product_exactly_once() {
 #[tokio::test]
 async fn malformed_requests_get_a_precise_400_and_change_nothing() {
     let stack = Stack::start(&INVENTORY).await;
-    add(&stack, "known", 5, 1.0).await;
+    stack.add_stock("known", 5, 1.0).await;
     let before = stack.snapshot().await;
 
     let cases: Vec<(&str, &str, &str)> = vec![

@@ -24,16 +24,6 @@ async fn start(extra_env: &[(&str, &str)]) -> Stack {
     stack
 }
 
-async fn add(stack: &Stack, id: &str, quantity: u64, price: f64) {
-    let reply = stack
-        .request(
-            "inventory.add-stock",
-            &json!({"productId": id, "quantity": quantity, "price": price}),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-}
-
 async fn product(stack: &Stack, id: &str) -> (u64, u64) {
     let reply = stack
         .request("inventory.get", &json!({"productId": id}))
@@ -63,8 +53,8 @@ async fn set_status(stack: &Stack, id: &str, status: &str) -> testkit::Reply {
 #[tokio::test]
 async fn an_order_reserves_stock_at_exact_prices() {
     let stack = start(&[]).await;
-    add(&stack, "A", 10, 19.99).await;
-    add(&stack, "B", 5, 0.01).await;
+    stack.add_stock("A", 10, 19.99).await;
+    stack.add_stock("B", 5, 0.01).await;
     let created = order(
         &stack,
         json!([{"productId": "A", "quantity": 3}, {"productId": "B", "quantity": 1}]),
@@ -123,7 +113,7 @@ async fn a_hundred_buyers_of_ten_units_get_exactly_ten() {
     stack.spawn("inventory-reserve");
     stack.wait_for("orders-create", 2).await;
     stack.wait_for("inventory-reserve", 2).await;
-    add(&stack, "last", 10, 5.0).await;
+    stack.add_stock("last", 10, 5.0).await;
     let buyers: Vec<_> = (0..100)
         .map(|i| {
             let client = stack.client.clone();
@@ -145,8 +135,8 @@ async fn a_hundred_buyers_of_ten_units_get_exactly_ten() {
 #[tokio::test]
 async fn all_or_nothing_when_one_item_runs_out() {
     let stack = start(&[]).await;
-    add(&stack, "A", 5, 1.0).await;
-    add(&stack, "B", 1, 1.0).await;
+    stack.add_stock("A", 5, 1.0).await;
+    stack.add_stock("B", 1, 1.0).await;
     let buyers: Vec<_> = (0..20)
         .map(|_| {
             let client = stack.client.clone();
@@ -177,7 +167,7 @@ async fn all_or_nothing_when_one_item_runs_out() {
 #[tokio::test]
 async fn retries_are_applied_once() {
     let stack = start(&[]).await;
-    add(&stack, "A", 10, 2.5).await;
+    stack.add_stock("A", 10, 2.5).await;
     let reserve = json!({"orderId": "o-1", "items": [{"productId": "A", "quantity": 2}]});
     let first = stack.request("inventory.reserve", &reserve).await;
     let second = stack.request("inventory.reserve", &reserve).await;
@@ -219,7 +209,7 @@ async fn retries_are_applied_once() {
 #[tokio::test]
 async fn the_status_machine_moves_stock() {
     let stack = start(&[]).await;
-    add(&stack, "A", 10, 1.0).await;
+    stack.add_stock("A", 10, 1.0).await;
     let new_order = || async {
         order(&stack, json!([{"productId": "A", "quantity": 2}]))
             .await
@@ -331,7 +321,7 @@ async fn the_status_machine_moves_stock() {
 #[tokio::test]
 async fn concurrent_final_updates_have_one_winner() {
     let stack = start(&[]).await;
-    add(&stack, "A", 10, 1.0).await;
+    stack.add_stock("A", 10, 1.0).await;
     let created = order(&stack, json!([{"productId": "A", "quantity": 1}])).await;
     let id = created.body["id"].as_str().unwrap().to_string();
     assert_eq!(set_status(&stack, &id, "CONFIRMED").await.status, 200);
@@ -396,7 +386,7 @@ async fn concurrent_final_updates_have_one_winner() {
 #[tokio::test]
 async fn a_hold_without_an_order_is_released() {
     let stack = start(&[("OMS_HOLD_TTL", "1")]).await;
-    add(&stack, "A", 10, 1.0).await;
+    stack.add_stock("A", 10, 1.0).await;
     // A reservation whose order is never stored (the creator "died").
     let held = stack
         .request(
@@ -451,7 +441,7 @@ async fn operators_settle_only_what_the_order_allows() {
     let mut stack = start(&[]).await;
     stack.spawn("inventory-commit");
     stack.wait_for("inventory-commit", 1).await;
-    add(&stack, "A", 10, 1.0).await;
+    stack.add_stock("A", 10, 1.0).await;
     // A reservation whose order never came: released, and its id sealed.
     stack
         .request(
@@ -508,7 +498,7 @@ async fn operators_settle_only_what_the_order_allows() {
 #[tokio::test]
 async fn lists_filter_and_page_newest_first() {
     let stack = start(&[]).await;
-    add(&stack, "A", 100, 1.0).await;
+    stack.add_stock("A", 100, 1.0).await;
     let mut ids = Vec::new();
     for i in 0..12 {
         let customer = if i % 3 == 0 { "alice" } else { "bob" };
@@ -574,7 +564,7 @@ async fn lists_filter_and_page_newest_first() {
 #[tokio::test]
 async fn bad_order_requests_change_nothing() {
     let stack = start(&[]).await;
-    add(&stack, "A", 10, 1.0).await;
+    stack.add_stock("A", 10, 1.0).await;
     let id = order(&stack, json!([{"productId": "A", "quantity": 1}]))
         .await
         .body["id"]
@@ -625,8 +615,8 @@ async fn bad_order_requests_change_nothing() {
 #[tokio::test]
 async fn concurrent_duplicates_of_one_reservation_reserve_once() {
     let stack = start(&[]).await;
-    add(&stack, "A", 100, 1.0).await;
-    add(&stack, "B", 100, 1.0).await;
+    stack.add_stock("A", 100, 1.0).await;
+    stack.add_stock("B", 100, 1.0).await;
     // Ten identical requests at once (one group or several) and one that
     // reuses the order id with other items.
     let same = json!({"orderId": "dup", "items": [{"productId": "A", "quantity": 3}, {"productId": "B", "quantity": 1}]});
@@ -668,7 +658,7 @@ async fn concurrent_duplicates_of_one_reservation_reserve_once() {
 #[tokio::test]
 async fn a_burst_of_expiring_holds_on_one_product_all_release() {
     let stack = start(&[("OMS_HOLD_TTL", "1")]).await;
-    add(&stack, "A", 1000, 1.0).await;
+    stack.add_stock("A", 1000, 1.0).await;
     // 150 reservations whose orders never come, all expiring together: far
     // more settles at once than a stream takes open batches.
     let holds: Vec<_> = (0..150)

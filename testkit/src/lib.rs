@@ -195,6 +195,16 @@ impl Stack {
         request(&self.client, subject, body).await
     }
 
+    /// Adds stock through `inventory.add-stock`, which must succeed; returns
+    /// the product.
+    pub async fn add_stock(&self, product_id: &str, quantity: u64, price: f64) -> Value {
+        let body =
+            serde_json::json!({"productId": product_id, "quantity": quantity, "price": price});
+        let reply = self.request("inventory.add-stock", &body).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body
+    }
+
     /// Every key of the `oms` bucket with its revision: "nothing changed"
     /// means two snapshots are equal.
     pub async fn snapshot(&self) -> Vec<(String, u64)> {
