@@ -26,6 +26,23 @@ use tracing::Instrument;
 pub const MAX_BODY: usize = 64 * 1024;
 /// Requests one instance works on at once; more wait in the subscription.
 const MAX_IN_FLIGHT: u32 = 1024;
+/// Messages an instance still takes after SIGTERM before the server stops
+/// routing to it (see `serve`).
+const LEAVE_AFTER: u64 = 1024;
+/// A leaving instance drains after this long at the latest.
+const MAX_LEAVING: std::time::Duration = std::time::Duration::from_secs(3);
+/// A leaving instance that got no request for this long drains at once.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Unsubscribed by count: takes what the server still routes here.
+    Leaving,
+    /// Unsubscribed outright: waits for the subscription to close.
+    Draining,
+}
+
 /// How long a drain may take before the instance leaves anyway.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -92,11 +109,14 @@ pub async fn serve<S, Req, Resp, F, Fut>(
 
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
     let mut shutdown = std::pin::pin!(crate::shutdown_signal());
-    let mut draining = false;
+    let mut phase = Phase::Serving;
+    let mut received: u64 = 0;
+    let mut leaving_since = tokio::time::Instant::now();
     loop {
         tokio::select! {
             message = endpoint.next() => {
                 let Some(message) = message else { break };
+                received += 1;
                 let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
                 let (app, state, identity, schema, handler) =
                     (app.clone(), state.clone(), identity.clone(), request_schema.clone(), handler.clone());
@@ -106,21 +126,45 @@ pub async fn serve<S, Req, Resp, F, Fut>(
                 });
             }
             Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
-            // A drain needs the server's answer; without a connection it
-            // would wait for ever, so it gets a deadline.
-            _ = tokio::time::sleep(DRAIN_DEADLINE), if draining => {
-                tracing::warn!("drain did not finish in time; leaving");
-                break;
-            }
-            _ = &mut shutdown, if !draining => {
-                // Unsubscribe, but keep reading what the server already routed
-                // to us until the drain's PONG closes the stream.
+            _ = &mut shutdown, if phase == Phase::Serving => {
+                // Leave by count: the server stops routing here after
+                // LEAVE_AFTER more messages, and the subscription closes
+                // when the same count has arrived, so nothing is in flight
+                // when it closes. (async-nats' own drain closes it one round
+                // trip after the UNSUB is written, which loses a request the
+                // server routed here in that window.)
                 tracing::info!("draining");
-                draining = true;
+                phase = Phase::Leaving;
+                leaving_since = tokio::time::Instant::now();
+                if let Err(err) = endpoint.unsubscribe_after(received + LEAVE_AFTER).await {
+                    tracing::warn!(error = %err, "unsubscribe failed");
+                    break;
+                }
+            }
+            // Too little traffic to reach the count soon: after a quiet
+            // moment (no request arrived, so likely none is in flight), or
+            // at the latest after MAX_LEAVING, drain.
+            _ = tokio::time::sleep(QUIET), if phase == Phase::Leaving => {
+                if leaving_since.elapsed() >= QUIET {
+                    phase = Phase::Draining;
+                    if let Err(err) = endpoint.drain().await {
+                        tracing::warn!(error = %err, "drain failed");
+                        break;
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(leaving_since + MAX_LEAVING), if phase == Phase::Leaving => {
+                phase = Phase::Draining;
                 if let Err(err) = endpoint.drain().await {
                     tracing::warn!(error = %err, "drain failed");
                     break;
                 }
+            }
+            // A drain needs the server's answer; without a connection it
+            // would wait for ever, so it gets a deadline.
+            _ = tokio::time::sleep(DRAIN_DEADLINE), if phase == Phase::Draining => {
+                tracing::warn!("drain did not finish in time; leaving");
+                break;
             }
         }
     }
