@@ -75,6 +75,13 @@ impl Proc {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Whether the process has ended (or was never started).
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().map_or(true, |s| s.is_some()))
+    }
+
     /// SIGKILL: the crash no code can react to.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

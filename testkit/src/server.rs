@@ -10,6 +10,8 @@ pub struct NatsServer {
     pub monitor_port: u16,
     store: TempDir,
     process: Option<Proc>,
+    /// Whether it ever listened: a restart keeps its port.
+    started: bool,
 }
 
 impl NatsServer {
@@ -20,6 +22,7 @@ impl NatsServer {
             monitor_port: free_port(),
             store: TempDir::new("nats"),
             process: None,
+            started: false,
         };
         server.launch().await;
         server
@@ -68,24 +71,43 @@ impl NatsServer {
         }
     }
 
+    /// Starts nats-server and waits until it listens. Ports come from
+    /// `free_port`, which another process may grab between our pick and the
+    /// server's bind (tests run in parallel): when the server exits at once,
+    /// a first start picks new ports, a restart tries the same port again.
     async fn launch(&mut self) {
-        let mut command = Command::new(nats_server_binary());
-        command
-            .arg("-c")
-            .arg(repo_root().join("nats-server.conf"))
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-m", &self.monitor_port.to_string()])
-            .arg("-sd")
-            .arg(self.store.path());
-        self.process = Some(Proc::spawn("nats-server", command));
-        let address = format!("127.0.0.1:{}", self.port);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(&address).await.is_ok() {
-                return;
+        let first_start = !self.started;
+        for _ in 0..10 {
+            let mut command = Command::new(nats_server_binary());
+            command
+                .arg("-c")
+                .arg(repo_root().join("nats-server.conf"))
+                .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-m", &self.monitor_port.to_string()])
+                .arg("-sd")
+                .arg(self.store.path());
+            let mut process = Proc::spawn("nats-server", command);
+            let address = format!("127.0.0.1:{}", self.port);
+            for _ in 0..200 {
+                if tokio::net::TcpStream::connect(&address).await.is_ok() {
+                    self.process = Some(process);
+                    self.started = true;
+                    return;
+                }
+                if process.has_exited() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            process.kill();
+            if first_start {
+                self.port = free_port();
+                self.monitor_port = free_port();
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
-        panic!("nats-server did not listen on {address}");
+        panic!("nats-server did not start on 127.0.0.1:{}", self.port);
     }
 }
 
