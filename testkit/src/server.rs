@@ -89,7 +89,12 @@ impl NatsServer {
             let mut process = Proc::spawn("nats-server", command);
             let address = format!("127.0.0.1:{}", self.port);
             for _ in 0..200 {
-                if tokio::net::TcpStream::connect(&address).await.is_ok() {
+                // Something listening is not enough: it may be another test's
+                // process on a port ours failed to bind. Ours must still run.
+                if tokio::net::TcpStream::connect(&address).await.is_ok() && {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    !process.has_exited()
+                } {
                     self.process = Some(process);
                     self.started = true;
                     return;
