@@ -80,7 +80,12 @@ impl Stack {
             path.display()
         );
         let mut command = Command::new(path);
-        command.env("RUST_LOG", "warn");
+        // `BENCH_LOG` (e.g. `info`, with `OMS_TEST_LOGS=1` to see it) shows
+        // each request's handling time per binary.
+        command.env(
+            "RUST_LOG",
+            std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         if name == GATEWAY {
             command
                 .env("NATS_URL", self.server.url())

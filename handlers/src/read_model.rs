@@ -44,7 +44,44 @@ struct StatusOnly<'a> {
 
 /// sled's page cache per index (its default is 1 GiB). The index is
 /// rebuilt from the stream anyway; a small cache keeps a list handler small.
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+const CACHE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Index directories are named `oms-index-<pid>-...` in the temp directory.
+const INDEX_DIR: &str = "oms-index-";
+
+/// A fresh, empty index in a directory of its own under the temp directory,
+/// deleted when this process ends cleanly. On disk, not sled's default
+/// `/dev/shm`: an index of a million orders must not live in memory. Indexes
+/// of processes that were killed are removed here, at the next start.
+fn open_index(name: &str) -> sled::Db {
+    let dir = std::env::temp_dir();
+    remove_stale_indexes(&dir);
+    let own = format!("{INDEX_DIR}{}-{name}-{}", std::process::id(), nuid::next());
+    sled::Config::new()
+        .path(dir.join(own))
+        .temporary(true)
+        .cache_capacity(CACHE_BYTES)
+        .mode(sled::Mode::LowSpace)
+        .open()
+        .expect("a temporary sled index opens")
+}
+
+fn remove_stale_indexes(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(INDEX_DIR)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        let alive = std::path::Path::new("/proc").join(pid).exists();
+        if !pid.is_empty() && !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 
 /// A sled tree mirroring the values of one key prefix, ordered by key.
 #[derive(Clone)]
@@ -56,11 +93,7 @@ pub struct Mirror {
 impl Mirror {
     /// Opens a fresh index and starts following `prefix.>` in the background.
     pub fn follow(store: Store, prefix: &'static str) -> Mirror {
-        let db = sled::Config::new()
-            .temporary(true)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .expect("a temporary sled index opens");
+        let db = open_index(prefix);
         let tree = db.open_tree(prefix).expect("sled tree");
         let mirror = Mirror {
             tree: tree.clone(),
@@ -133,11 +166,7 @@ pub struct OrderFilter<'a> {
 
 impl OrderIndex {
     pub fn follow(store: Store) -> OrderIndex {
-        let db = sled::Config::new()
-            .temporary(true)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .expect("a temporary sled index opens");
+        let db = open_index("order");
         let tree = |name: &str| db.open_tree(name).expect("sled tree");
         let index = OrderIndex {
             orders: tree("orders"),

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use testkit::{discover, eventually, request, request_raw, Stack};
+use std::time::Duration;
+use testkit::{discover, eventually, request, request_raw, try_request, Stack};
 
 const INVENTORY: [&str; 4] = [
     "inventory-add-stock",
@@ -163,6 +164,63 @@ async fn add_stock_adds_creates_and_sets_price() {
         )
         .await;
     assert_eq!(enough.body["available"], true);
+}
+
+/// Every (productId, quantity) `inventory.list` shows, or None while it
+/// cannot answer (e.g. NATS is restarting).
+async fn listed(client: &async_nats::Client) -> Option<Vec<(String, u64)>> {
+    let body = json!({"limit": 1000}).to_string();
+    let reply = try_request(client, "inventory.list", body, Duration::from_secs(2))
+        .await
+        .ok()?;
+    let items = reply.body["items"].as_array()?;
+    Some(
+        items
+            .iter()
+            .map(|p| {
+                let id = p["productId"].as_str().unwrap_or_default().to_string();
+                (id, p["quantity"].as_u64().unwrap_or_default())
+            })
+            .collect(),
+    )
+}
+
+/// The index follows the bucket from the last revision it saw: a server
+/// restart, which takes its consumer away, loses no later write.
+#[tokio::test]
+async fn list_keeps_following_across_a_server_restart() {
+    let mut stack = Stack::start(&["inventory-add-stock", "inventory-list"]).await;
+    stack.add_stock("before", 1, 1.0).await;
+    let first = vec![("before".to_string(), 1)];
+    eventually(10, "the index holds the first product", || async {
+        listed(&stack.client).await == Some(first.clone())
+    })
+    .await;
+
+    stack.server.restart().await;
+    // Retried until served again; `requestId` makes a retry a no-op.
+    for (id, quantity) in [("after", 2), ("before", 3)] {
+        let body = json!({"productId": id, "quantity": quantity, "price": 1.0,
+                          "requestId": format!("restart-{id}")});
+        eventually(20, "add-stock is served again", || async {
+            try_request(
+                &stack.client,
+                "inventory.add-stock",
+                body.to_string(),
+                Duration::from_secs(2),
+            )
+            .await
+            .is_ok_and(|reply| reply.status == 200)
+        })
+        .await;
+    }
+    let both = vec![("after".to_string(), 2), ("before".to_string(), 4)];
+    eventually(
+        20,
+        "the index holds the writes made after the restart",
+        || async { listed(&stack.client).await == Some(both.clone()) },
+    )
+    .await;
 }
 
 #[tokio::test]

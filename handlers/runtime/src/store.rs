@@ -176,24 +176,25 @@ impl Store {
     }
 
     /// Calls `apply` with every current value of the keys matching `pattern`,
-    /// then with every change, for ever. The watch is re-created from the
+    /// then with every change, for ever. The consumer is re-created from the
     /// last revision seen whenever it ends or fails (e.g. across a server
     /// restart), with backoff, so nothing is skipped and nothing loops hot.
+    ///
+    /// It pulls (an ordered pull consumer, a few hundred messages at a time)
+    /// rather than watching: a push watch lets the server send a whole
+    /// backlog into the client's buffer, so replaying a large bucket into a
+    /// slower `apply` would hold most of it in memory at once.
     pub async fn follow(&self, pattern: &str, mut apply: impl FnMut(kv::Entry)) {
+        use futures::StreamExt;
         let mut last_revision = 0u64;
         let mut delay = Duration::from_millis(100);
         loop {
-            let watch = if last_revision == 0 {
-                self.kv.watch_with_history(pattern).await
-            } else {
-                self.kv
-                    .watch_from_revision(pattern, last_revision + 1)
-                    .await
-            };
-            match watch {
-                Ok(mut watch) => {
-                    use futures::StreamExt;
-                    while let Some(entry) = watch.next().await {
+            match self.pull_from(pattern, last_revision).await {
+                Ok(mut messages) => {
+                    while let Some(message) = messages.next().await {
+                        let entry = message
+                            .map_err(|e| e.to_string())
+                            .and_then(|m| self.entry_of(m));
                         match entry {
                             Ok(entry) => {
                                 last_revision = last_revision.max(entry.revision);
@@ -201,17 +202,82 @@ impl Store {
                                 apply(entry);
                             }
                             Err(err) => {
-                                tracing::warn!(error = %err, pattern, "watch failed");
+                                tracing::warn!(error = %err, pattern, "follow failed");
                                 break;
                             }
                         }
                     }
                 }
-                Err(err) => tracing::warn!(error = %err, pattern, "watch not created"),
+                Err(err) => tracing::warn!(error = %err, pattern, "follow not started"),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// An ordered pull consumer on `pattern`: the last value of every key
+    /// first, or every change after `after` when resuming.
+    async fn pull_from(
+        &self,
+        pattern: &str,
+        after: u64,
+    ) -> Result<jetstream::consumer::pull::Ordered, String> {
+        use jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+        let deliver_policy = match after {
+            0 => DeliverPolicy::LastPerSubject,
+            seen => DeliverPolicy::ByStartSequence {
+                start_sequence: seen + 1,
+            },
+        };
+        let stream = self
+            .js
+            .get_stream(self.stream_name())
+            .await
+            .map_err(|e| e.to_string())?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: format!("{}{pattern}", self.subject_prefix),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        consumer.messages().await.map_err(|e| e.to_string())
+    }
+
+    /// A bucket stream message as the KV entry it stands for.
+    fn entry_of(&self, message: jetstream::Message) -> Result<kv::Entry, String> {
+        let info = message.info().map_err(|e| e.to_string())?;
+        let (revision, created, delta) = (info.stream_sequence, info.published, info.pending);
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        let operation = match (header("KV-Operation"), header("Nats-Marker-Reason")) {
+            (Some(op), _) if op == "DEL" => kv::Operation::Delete,
+            (Some(op), _) if op == "PURGE" => kv::Operation::Purge,
+            (_, Some(reason)) if reason == "Remove" => kv::Operation::Delete,
+            (_, Some(_)) => kv::Operation::Purge, // MaxAge, Purge
+            _ => kv::Operation::Put,
+        };
+        let key = message
+            .subject
+            .strip_prefix(self.subject_prefix.as_str())
+            .ok_or_else(|| format!("{} is not a key of {}", message.subject, self.bucket))?
+            .to_owned();
+        Ok(kv::Entry {
+            bucket: self.bucket.clone(),
+            key,
+            value: message.message.payload,
+            revision,
+            delta,
+            created,
+            operation,
+            seen_current: delta == 0,
+        })
     }
 
     /// The bucket's stream name, for consumers that follow it.
