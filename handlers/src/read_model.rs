@@ -83,6 +83,39 @@ fn remove_stale_indexes(dir: &std::path::Path) {
     }
 }
 
+/// The moment an index first holds every current value: a list instance
+/// must not answer from a half-built index (a restart at a million orders
+/// takes tens of seconds), so it joins its service only then.
+struct CaughtUp {
+    name: &'static str,
+    started: std::time::Instant,
+    signal: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl CaughtUp {
+    fn new(name: &'static str) -> (impl FnOnce(), CaughtUp) {
+        let (tx, signal) = tokio::sync::oneshot::channel();
+        let ready = move || {
+            let _ = tx.send(());
+        };
+        let started = std::time::Instant::now();
+        (
+            ready,
+            CaughtUp {
+                name,
+                started,
+                signal,
+            },
+        )
+    }
+
+    async fn wait(self) {
+        let _ = self.signal.await;
+        let millis = self.started.elapsed().as_millis() as u64;
+        tracing::info!(index = self.name, millis, "index caught up");
+    }
+}
+
 /// A sled tree mirroring the values of one key prefix, ordered by key.
 #[derive(Clone)]
 pub struct Mirror {
@@ -91,8 +124,9 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Opens a fresh index and starts following `prefix.>` in the background.
-    pub fn follow(store: Store, prefix: &'static str) -> Mirror {
+    /// Opens a fresh index, follows `prefix.>` in the background, and
+    /// returns once the index holds every current value.
+    pub async fn follow(store: Store, prefix: &'static str) -> Mirror {
         let db = open_index(prefix);
         let tree = db.open_tree(prefix).expect("sled tree");
         let mirror = Mirror {
@@ -100,22 +134,30 @@ impl Mirror {
             _db: Arc::new(db),
         };
         let key_prefix = format!("{prefix}.");
+        let (ready, caught_up) = CaughtUp::new(prefix);
         tokio::spawn(async move {
             store
-                .follow(&format!("{prefix}.>"), |entry| {
-                    let Some(id) = entry.key.strip_prefix(&key_prefix) else {
-                        return;
-                    };
-                    let result = match entry.operation {
-                        kv::Operation::Put => tree.insert(id, entry.value.as_ref()).map(drop),
-                        kv::Operation::Delete | kv::Operation::Purge => tree.remove(id).map(drop),
-                    };
-                    if let Err(err) = result {
-                        tracing::error!(error = %err, "index write failed");
-                    }
-                })
+                .follow(
+                    &format!("{prefix}.>"),
+                    |entry| {
+                        let Some(id) = entry.key.strip_prefix(&key_prefix) else {
+                            return;
+                        };
+                        let result = match entry.operation {
+                            kv::Operation::Put => tree.insert(id, entry.value.as_ref()).map(drop),
+                            kv::Operation::Delete | kv::Operation::Purge => {
+                                tree.remove(id).map(drop)
+                            }
+                        };
+                        if let Err(err) = result {
+                            tracing::error!(error = %err, "index write failed");
+                        }
+                    },
+                    ready,
+                )
                 .await
         });
+        caught_up.wait().await;
         mirror
     }
 
@@ -165,7 +207,9 @@ pub struct OrderFilter<'a> {
 }
 
 impl OrderIndex {
-    pub fn follow(store: Store) -> OrderIndex {
+    /// Opens a fresh index, follows `order.>` in the background, and
+    /// returns once the index holds every current order.
+    pub async fn follow(store: Store) -> OrderIndex {
         let db = open_index("order");
         let tree = |name: &str| db.open_tree(name).expect("sled tree");
         let index = OrderIndex {
@@ -176,23 +220,31 @@ impl OrderIndex {
             _db: Arc::new(db),
         };
         let follower = index.clone();
+        let (ready, caught_up) = CaughtUp::new("order");
         tokio::spawn(async move {
             store
-                .follow("order.>", |entry| {
-                    if entry.operation != kv::Operation::Put {
-                        return;
-                    }
-                    match serde_json::from_slice::<crate::model::Order>(&entry.value) {
-                        Ok(order) => {
-                            if let Err(err) = follower.upsert(&order, &entry.value) {
-                                tracing::error!(error = %err, "index write failed");
+                .follow(
+                    "order.>",
+                    |entry| {
+                        if entry.operation != kv::Operation::Put {
+                            return;
+                        }
+                        match serde_json::from_slice::<crate::model::Order>(&entry.value) {
+                            Ok(order) => {
+                                if let Err(err) = follower.upsert(&order, &entry.value) {
+                                    tracing::error!(error = %err, "index write failed");
+                                }
+                            }
+                            Err(err) => {
+                                tracing::warn!(key = %entry.key, error = %err, "not an order")
                             }
                         }
-                        Err(err) => tracing::warn!(key = %entry.key, error = %err, "not an order"),
-                    }
-                })
+                    },
+                    ready,
+                )
                 .await
         });
+        caught_up.wait().await;
         index
     }
 

@@ -166,6 +166,45 @@ async fn add_stock_adds_creates_and_sets_price() {
     assert_eq!(enough.body["available"], true);
 }
 
+/// A list instance joins its service only once its index holds everything
+/// stored, so even its very first answer is complete.
+#[tokio::test]
+async fn a_new_list_instance_answers_only_from_a_complete_index() {
+    const PRODUCTS: usize = 3000;
+    let mut stack = Stack::start(&["inventory-add-stock"]).await;
+    let ids: Vec<String> = (0..PRODUCTS).map(|i| format!("bulk-{i:05}")).collect();
+    for chunk in ids.chunks(100) {
+        futures::future::join_all(chunk.iter().map(|id| stack.add_stock(id, 1, 1.0))).await;
+    }
+    // Ask from before it starts: the first answer comes the moment it joins.
+    stack.spawn("inventory-list");
+    let first = json!({"limit": 1000}).to_string();
+    let mut page = loop {
+        let reply = try_request(
+            &stack.client,
+            "inventory.list",
+            first.clone(),
+            Duration::from_secs(5),
+        )
+        .await;
+        match reply {
+            Ok(reply) => break reply,
+            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await, // no responders yet
+        }
+    };
+    let mut seen = 0;
+    loop {
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        seen += page.body["items"].as_array().unwrap().len();
+        let Some(next) = page.body["nextCursor"].as_str() else {
+            break;
+        };
+        let body = json!({"limit": 1000, "cursor": next});
+        page = stack.request("inventory.list", &body).await;
+    }
+    assert_eq!(seen, PRODUCTS, "the first pages list every product");
+}
+
 /// Every (productId, quantity) `inventory.list` shows, or None while it
 /// cannot answer (e.g. NATS is restarting).
 async fn listed(client: &async_nats::Client) -> Option<Vec<(String, u64)>> {

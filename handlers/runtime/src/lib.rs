@@ -65,23 +65,29 @@ where
     F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
 {
-    run_with(op, |_| (), handler)
+    run_with(op, |_| std::future::ready(()), handler)
 }
 
 /// Like [`run`], for an operation with state of its own (an index, a
-/// cache): `setup` builds it once, after connecting, before serving.
-pub fn run_with<S, Req, Resp, Setup, F, Fut>(op: &'static Operation, setup: Setup, handler: F)
-where
+/// cache): `setup` builds it once, after connecting. The instance joins the
+/// service only when that is done, so an index is current before its first
+/// answer.
+pub fn run_with<S, Req, Resp, Setup, Ready, F, Fut>(
+    op: &'static Operation,
+    setup: Setup,
+    handler: F,
+) where
     S: Send + Sync + 'static,
-    Setup: FnOnce(&Arc<App>) -> S,
+    Setup: FnOnce(&Arc<App>) -> Ready,
+    Ready: Future<Output = S>,
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
     F: Fn(Ctx<S>, Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
 {
-    start(op.service, |app| {
-        let state = Arc::new(setup(&app));
-        service::serve(app, state, op, handler)
+    start(op.service, |app| async move {
+        let state = Arc::new(setup(&app).await);
+        service::serve(app, state, op, handler).await
     });
 }
 

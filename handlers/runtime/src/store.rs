@@ -176,7 +176,7 @@ impl Store {
     }
 
     /// Calls `apply` with every current value of the keys matching `pattern`,
-    /// then with every change, for ever. The consumer is re-created from the
+    /// then `caught_up` once, then `apply` with every change, for ever. The consumer is re-created from the
     /// last revision seen whenever it ends or fails (e.g. across a server
     /// restart), with backoff, so nothing is skipped and nothing loops hot.
     ///
@@ -184,13 +184,24 @@ impl Store {
     /// rather than watching: a push watch lets the server send a whole
     /// backlog into the client's buffer, so replaying a large bucket into a
     /// slower `apply` would hold most of it in memory at once.
-    pub async fn follow(&self, pattern: &str, mut apply: impl FnMut(kv::Entry)) {
+    pub async fn follow(
+        &self,
+        pattern: &str,
+        mut apply: impl FnMut(kv::Entry),
+        caught_up: impl FnOnce(),
+    ) {
         use futures::StreamExt;
+        let mut caught_up = Some(caught_up);
         let mut last_revision = 0u64;
         let mut delay = Duration::from_millis(100);
         loop {
             match self.pull_from(pattern, last_revision).await {
-                Ok(mut messages) => {
+                Ok((mut messages, pending)) => {
+                    if pending == 0 {
+                        if let Some(caught_up) = caught_up.take() {
+                            caught_up();
+                        }
+                    }
                     while let Some(message) = messages.next().await {
                         let entry = message
                             .map_err(|e| e.to_string())
@@ -199,7 +210,13 @@ impl Store {
                             Ok(entry) => {
                                 last_revision = last_revision.max(entry.revision);
                                 delay = Duration::from_millis(100);
+                                let current = entry.delta == 0;
                                 apply(entry);
+                                if current {
+                                    if let Some(caught_up) = caught_up.take() {
+                                        caught_up();
+                                    }
+                                }
                             }
                             Err(err) => {
                                 tracing::warn!(error = %err, pattern, "follow failed");
@@ -216,12 +233,13 @@ impl Store {
     }
 
     /// An ordered pull consumer on `pattern`: the last value of every key
-    /// first, or every change after `after` when resuming.
+    /// first, or every change after `after` when resuming; and how many
+    /// messages it has to deliver.
     async fn pull_from(
         &self,
         pattern: &str,
         after: u64,
-    ) -> Result<jetstream::consumer::pull::Ordered, String> {
+    ) -> Result<(jetstream::consumer::pull::Ordered, u64), String> {
         use jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
         let deliver_policy = match after {
             0 => DeliverPolicy::LastPerSubject,
@@ -242,7 +260,9 @@ impl Store {
             })
             .await
             .map_err(|e| e.to_string())?;
-        consumer.messages().await.map_err(|e| e.to_string())
+        let pending = consumer.cached_info().num_pending;
+        let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+        Ok((messages, pending))
     }
 
     /// A bucket stream message as the KV entry it stands for.

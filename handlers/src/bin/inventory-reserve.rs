@@ -68,9 +68,11 @@ struct Groups {
 }
 
 fn main() {
-    let groups = |app: &Arc<oms_runtime::App>| Groups {
-        store: app.store.clone(),
-        state: Mutex::default(),
+    let groups = |app: &Arc<oms_runtime::App>| {
+        std::future::ready(Groups {
+            store: app.store.clone(),
+            state: Mutex::default(),
+        })
     };
     run_with(&contract::INVENTORY_RESERVE, groups, reserve)
 }
