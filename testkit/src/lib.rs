@@ -144,6 +144,8 @@ where
 /// A nats-server with OMS binaries running against it.
 pub struct Stack {
     pub server: NatsServer,
+    /// The other nodes when the stack runs on a cluster (`server` is node 0).
+    pub peers: Vec<NatsServer>,
     pub client: Client,
     pub procs: Vec<Proc>,
     /// Extra environment for every binary started (e.g. `OMS_HOLD_TTL`).
@@ -160,14 +162,57 @@ impl Stack {
     pub async fn start_with_env(services: &[&str], env: &[(&str, &str)]) -> Stack {
         let server = NatsServer::start().await;
         let client = server.client().await;
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Stack::with_services(server, Vec::new(), client, env, services).await
+    }
+
+    /// Like [`Stack::start_with_env`] on a three-node JetStream cluster: every
+    /// binary and the test's client know all three nodes, and the bucket
+    /// and event stream have three replicas.
+    pub async fn start_cluster_with_env(services: &[&str], env: &[(&str, &str)]) -> Stack {
+        let mut nodes = NatsServer::start_cluster(3).await;
+        let urls = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
+        let client =
+            async_nats::ConnectOptions::with_user_and_password("admin".into(), "admin".into())
+                .retry_on_initial_connect()
+                .connect(
+                    nodes
+                        .iter()
+                        .map(|n| n.url().parse().expect("a server address"))
+                        .collect::<Vec<async_nats::ServerAddr>>(),
+                )
+                .await
+                .expect("connect to the test cluster");
+        let mut all_env: Vec<(String, String)> = vec![
+            ("NATS_URL".into(), urls),
+            ("OMS_REPLICAS".into(), "3".into()),
+        ];
+        all_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let server = nodes.remove(0);
+        Stack::with_services(server, nodes, client, all_env, services).await
+    }
+
+    /// Every node: `server`, then the peers.
+    pub fn nodes_mut(&mut self) -> impl Iterator<Item = &mut NatsServer> {
+        std::iter::once(&mut self.server).chain(self.peers.iter_mut())
+    }
+
+    async fn with_services(
+        server: NatsServer,
+        peers: Vec<NatsServer>,
+        client: Client,
+        env: Vec<(String, String)>,
+        services: &[&str],
+    ) -> Stack {
         let mut stack = Stack {
             server,
+            peers,
             client,
             procs: Vec::new(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env,
         };
         for service in services {
             stack.spawn(service);
@@ -180,6 +225,7 @@ impl Stack {
     }
 
     /// Starts one more instance of a binary; returns its index in `procs`.
+    /// `env` comes last, so it may override where NATS is.
     pub fn spawn(&mut self, binary: &str) -> usize {
         let mut env = self.server.service_env();
         env.extend(self.env.iter().cloned());

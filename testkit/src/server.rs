@@ -12,6 +12,17 @@ pub struct NatsServer {
     process: Option<Proc>,
     /// Whether it ever listened: a restart keeps its port.
     started: bool,
+    /// Set for a node of a cluster.
+    node: Option<Node>,
+}
+
+/// What makes a server one node of a cluster.
+struct Node {
+    /// Its `server_name` (the leader names in stream info).
+    name: String,
+    route_port: u16,
+    /// Every node's route URL, comma-separated.
+    routes: String,
 }
 
 impl NatsServer {
@@ -23,9 +34,44 @@ impl NatsServer {
             store: TempDir::new("nats"),
             process: None,
             started: false,
+            node: None,
         };
         server.launch().await;
         server
+    }
+
+    /// Starts `size` nats-servers that form one JetStream cluster (named
+    /// `oms-0`, `oms-1`, ...).
+    pub async fn start_cluster(size: usize) -> Vec<NatsServer> {
+        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::with_capacity(size);
+        for (i, route_port) in route_ports.into_iter().enumerate() {
+            let mut server = NatsServer {
+                port: free_port(),
+                monitor_port: free_port(),
+                store: TempDir::new("nats"),
+                process: None,
+                started: false,
+                node: Some(Node {
+                    name: format!("oms-{i}"),
+                    route_port,
+                    routes: routes.clone(),
+                }),
+            };
+            server.launch().await;
+            nodes.push(server);
+        }
+        nodes
+    }
+
+    /// The server's name in a cluster (`oms-<i>`), or `oms`.
+    pub fn name(&self) -> &str {
+        self.node.as_ref().map_or("oms", |n| n.name.as_str())
     }
 
     pub fn url(&self) -> String {
@@ -86,6 +132,12 @@ impl NatsServer {
                 .args(["-m", &self.monitor_port.to_string()])
                 .arg("-sd")
                 .arg(self.store.path());
+            if let Some(node) = &self.node {
+                let route = format!("nats://127.0.0.1:{}", node.route_port);
+                command
+                    .args(["-n", &node.name, "--cluster_name", "oms"])
+                    .args(["--cluster", &route, "--routes", &node.routes]);
+            }
             let mut process = Proc::spawn("nats-server", command);
             let address = format!("127.0.0.1:{}", self.port);
             for _ in 0..200 {
@@ -108,6 +160,9 @@ impl NatsServer {
             if first_start {
                 self.port = free_port();
                 self.monitor_port = free_port();
+                if let Some(node) = &mut self.node {
+                    node.route_port = free_port(); // the others still find it: routes gossip
+                }
             } else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -102,6 +102,10 @@ pub struct Store {
     batch_slots: Arc<Semaphore>,
     js: jetstream::Context,
     kv: kv::Store,
+    /// The bucket's stream, for reads that must reach its leader.
+    stream: jetstream::stream::Stream,
+    /// Whether the bucket has replicas (which may lag its leader).
+    replicated: bool,
     subject_prefix: String,
     pub bucket: String,
 }
@@ -150,6 +154,7 @@ impl Store {
             .subject_delete_marker_ttl
             .or(Some(Duration::from_secs(1)));
         wanted.max_messages_per_subject = wanted.max_messages_per_subject.max(HISTORY);
+        let replicated = current.num_replicas > 1;
         if wanted.allow_atomic_publish != current.allow_atomic_publish
             || wanted.allow_message_ttl != current.allow_message_ttl
             || wanted.subject_delete_marker_ttl != current.subject_delete_marker_ttl
@@ -161,6 +166,8 @@ impl Store {
             client,
             batch_slots: Arc::new(Semaphore::new(BATCHES_AT_ONCE)),
             subject_prefix: format!("$KV.{bucket}."),
+            stream,
+            replicated,
             js,
             kv,
             bucket,
@@ -269,20 +276,7 @@ impl Store {
     fn entry_of(&self, message: jetstream::Message) -> Result<kv::Entry, String> {
         let info = message.info().map_err(|e| e.to_string())?;
         let (revision, created, delta) = (info.stream_sequence, info.published, info.pending);
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
-        let operation = match (header("KV-Operation"), header("Nats-Marker-Reason")) {
-            (Some(op), _) if op == "DEL" => kv::Operation::Delete,
-            (Some(op), _) if op == "PURGE" => kv::Operation::Purge,
-            (_, Some(reason)) if reason == "Remove" => kv::Operation::Delete,
-            (_, Some(_)) => kv::Operation::Purge, // MaxAge, Purge
-            _ => kv::Operation::Put,
-        };
+        let operation = operation_of(message.headers.as_ref());
         let key = message
             .subject
             .strip_prefix(self.subject_prefix.as_str())
@@ -315,24 +309,49 @@ impl Store {
             .kv
             .entry(key)
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let Some(entry) = entry else {
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map(|e| (e.operation, e.value, e.revision));
+        let entry = match entry {
+            None if self.replicated => self.read_from_leader(key).await?,
+            entry => entry,
+        };
+        let Some((operation, value, revision)) = entry else {
             return Ok(Slot {
                 value: None,
                 revision: 0,
             });
         };
-        let value = match entry.operation {
+        let value = match operation {
             kv::Operation::Put => Some(
-                serde_json::from_slice(&entry.value)
+                serde_json::from_slice(&value)
                     .map_err(|e| Problem::internal(format!("stored {key} is not valid: {e}")))?,
             ),
             kv::Operation::Delete | kv::Operation::Purge => None,
         };
-        Ok(Slot {
-            value,
-            revision: entry.revision,
-        })
+        Ok(Slot { value, revision })
+    }
+
+    /// A replicated bucket answers reads from any replica, and one may not
+    /// have a write yet: an order created a moment ago would be reported
+    /// absent (seen in the cluster test as a 404 for an order just
+    /// created). A miss is therefore asked again of the stream's leader.
+    /// A value that is present but stale needs no such care: every write
+    /// expects its revision, so it fails and is read again.
+    async fn read_from_leader(
+        &self,
+        key: &str,
+    ) -> Result<Option<(kv::Operation, bytes::Bytes, u64)>, StoreError> {
+        use jetstream::stream::LastRawMessageErrorKind;
+        let subject = format!("{}{key}", self.subject_prefix);
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => Ok(Some((
+                operation_of(Some(&m.headers)),
+                m.payload,
+                m.sequence,
+            ))),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        }
     }
 
     /// The live value with its revision, or `None`.
@@ -457,4 +476,16 @@ impl Store {
 /// The server's "wrong last sequence" (10071), or the replicated variant 10164.
 fn is_conflict(text: &str) -> bool {
     text.contains("10071") || text.contains("10164") || text.contains("wrong last sequence")
+}
+
+/// What a bucket message does to its key, from its headers.
+fn operation_of(headers: Option<&HeaderMap>) -> kv::Operation {
+    let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
+    match (header("KV-Operation"), header("Nats-Marker-Reason")) {
+        (Some("DEL"), _) => kv::Operation::Delete,
+        (Some("PURGE"), _) => kv::Operation::Purge,
+        (_, Some("Remove")) => kv::Operation::Delete,
+        (_, Some(_)) => kv::Operation::Purge, // MaxAge, Purge
+        _ => kv::Operation::Put,
+    }
 }
