@@ -176,6 +176,12 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
         "a 500 was returned: {:?}",
         outcome.statuses
     );
+    // Status updates only name orders a client was told exist.
+    assert!(
+        !outcome.statuses.contains_key(&404),
+        "an order that was created read as absent: {:?}",
+        outcome.statuses
+    );
     assert!(
         outcome.created.len() > 50,
         "the storm placed too few orders to prove anything"
