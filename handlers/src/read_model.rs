@@ -35,6 +35,21 @@ impl Page {
     }
 }
 
+/// The fields an order is indexed by, borrowed from its stored JSON: an
+/// index rebuild parses every order, and needs nothing else of it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Indexed<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    status: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    customer_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    created_at: std::borrow::Cow<'a, str>,
+}
+
 /// The one field a filtered page must check.
 #[derive(serde::Deserialize)]
 struct StatusOnly<'a> {
@@ -229,7 +244,7 @@ impl OrderIndex {
                         if entry.operation != kv::Operation::Put {
                             return;
                         }
-                        match serde_json::from_slice::<crate::model::Order>(&entry.value) {
+                        match serde_json::from_slice::<Indexed>(&entry.value) {
                             Ok(order) => {
                                 if let Err(err) = follower.upsert(&order, &entry.value) {
                                     tracing::error!(error = %err, "index write failed");
@@ -248,20 +263,20 @@ impl OrderIndex {
         index
     }
 
-    fn upsert(&self, order: &crate::model::Order, json: &[u8]) -> sled::Result<()> {
+    fn upsert(&self, order: &Indexed, json: &[u8]) -> sled::Result<()> {
         let suffix = format!("{}|{}", order.created_at, order.id);
         if let Some(old) = self.orders.insert(order.id.as_bytes(), json)? {
-            if let Ok(old) = serde_json::from_slice::<crate::model::Order>(&old) {
-                self.by_status
-                    .remove(format!("{}|{suffix}", old.status.as_str()))?;
+            match serde_json::from_slice::<StatusOnly>(&old) {
+                Ok(old) if old.status != order.status => {
+                    self.by_status.remove(format!("{}|{suffix}", old.status))?;
+                }
+                _ => {}
             }
         }
         self.by_time
             .insert(suffix.as_bytes(), order.id.as_bytes())?;
-        self.by_status.insert(
-            format!("{}|{suffix}", order.status.as_str()),
-            order.id.as_bytes(),
-        )?;
+        self.by_status
+            .insert(format!("{}|{suffix}", order.status), order.id.as_bytes())?;
         self.by_customer.insert(
             format!("{}\0{suffix}", order.customer_id),
             order.id.as_bytes(),
