@@ -5,7 +5,7 @@
 # `up.sh --cluster`: three JetStream nodes instead of one (client ports
 # 4222-4224, monitors 8222-8224, routes 6222-6224), every binary connected to
 # all three, the bucket and event stream created with three replicas. Kill a
-# node (its pid is in .run/pids) and watch the system carry on.
+# node (its pid is in .run/nats-pids) and watch the system carry on.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,14 +13,13 @@ tools=$(scripts/install-tools.sh)
 [ -n "$tools" ] && export PATH="$tools:$PATH"
 mkdir -p .run/logs
 : > .run/pids
+: > .run/nats-pids
 
 stop() {
   trap - INT TERM EXIT
   echo "stopping..."
-  # Handlers first (they drain), the servers last.
-  tac .run/pids 2>/dev/null | while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done
+  scripts/down.sh
   wait 2>/dev/null || true
-  rm -f .run/pids
 }
 trap stop INT TERM EXIT
 
@@ -37,7 +36,7 @@ if [ "${1:-}" = --cluster ]; then
     nats-server -c nats-server.conf -n "oms-$i" -p $((4222 + i)) -m $((8222 + i)) -sd ".run/cluster/n$i" \
       --cluster_name oms --cluster "nats://127.0.0.1:$((6222 + i))" --routes "$routes" \
       > ".run/logs/nats-server-$i.log" 2>&1 &
-    echo $! >> .run/pids
+    echo $! >> .run/nats-pids
     urls+=("nats://127.0.0.1:$((4222 + i))")
   done
   for i in 0 1 2; do wait_for_port $((4222 + i)); done
@@ -47,7 +46,7 @@ if [ "${1:-}" = --cluster ]; then
 else
   mkdir -p .run/nats
   nats-server -c nats-server.conf -sd .run/nats > .run/logs/nats-server.log 2>&1 &
-  echo $! >> .run/pids
+  echo $! >> .run/nats-pids
   wait_for_port 4222
   export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
   where="nats-server on 127.0.0.1:4222 (monitor :8222)"
