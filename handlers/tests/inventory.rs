@@ -575,3 +575,20 @@ async fn two_instances_share_the_queue_and_a_drained_one_loses_nothing() {
         1
     );
 }
+
+/// With NATS gone there is nothing to drain: SIGTERM ends an instance at
+/// once and cleanly, instead of after its drain deadline (10 s and more).
+#[tokio::test]
+async fn an_instance_leaves_at_once_when_nats_is_gone() {
+    let mut stack = Stack::start(&["inventory-get"]).await;
+    stack.server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await; // the instance sees the connection drop
+    let started = std::time::Instant::now();
+    let status = stack.procs[0].terminate().await;
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -127,6 +127,12 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             }
             Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
             _ = &mut shutdown, if phase == Phase::Serving => {
+                // Without NATS there is nothing to drain and nobody to
+                // answer: leave now rather than wait out the drain deadline.
+                if !connected(&client) {
+                    tracing::info!("NATS is not connected; leaving without a drain");
+                    break;
+                }
                 // Leave by count: the server stops routing here after
                 // LEAVE_AFTER more messages, and the subscription closes
                 // when the same count has arrived, so nothing is in flight
@@ -169,8 +175,14 @@ pub async fn serve<S, Req, Resp, F, Fut>(
         }
     }
     let _ = tokio::time::timeout(DRAIN_DEADLINE, in_flight.acquire_many(MAX_IN_FLIGHT)).await;
-    let _ = tokio::time::timeout(DRAIN_DEADLINE, client.flush()).await;
+    if connected(&client) {
+        let _ = tokio::time::timeout(DRAIN_DEADLINE, client.flush()).await;
+    }
     tracing::info!("stopped");
+}
+
+fn connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
 }
 
 async fn handle<S, Req, Resp, F, Fut>(
