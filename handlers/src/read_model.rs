@@ -98,37 +98,23 @@ fn remove_stale_indexes(dir: &std::path::Path) {
     }
 }
 
-/// The moment an index first holds every current value: a list instance
-/// must not answer from a half-built index (a restart at a million orders
-/// takes tens of seconds), so it joins its service only then.
-struct CaughtUp {
-    name: &'static str,
-    started: std::time::Instant,
-    signal: tokio::sync::oneshot::Receiver<()>,
-}
-
-impl CaughtUp {
-    fn new(name: &'static str) -> (impl FnOnce(), CaughtUp) {
-        let (tx, signal) = tokio::sync::oneshot::channel();
+/// Follows `pattern` into an index in the background (`apply` takes each
+/// value), and returns once the index holds every current value: a list
+/// instance must not answer from a half-built index (a restart at a million
+/// orders takes tens of seconds), so it joins its service only then.
+async fn fill(store: Store, pattern: String, apply: impl FnMut(kv::Entry) + Send + 'static) {
+    let started = std::time::Instant::now();
+    let (ready, caught_up) = tokio::sync::oneshot::channel();
+    let followed = pattern.clone();
+    tokio::spawn(async move {
         let ready = move || {
-            let _ = tx.send(());
+            let _ = ready.send(());
         };
-        let started = std::time::Instant::now();
-        (
-            ready,
-            CaughtUp {
-                name,
-                started,
-                signal,
-            },
-        )
-    }
-
-    async fn wait(self) {
-        let _ = self.signal.await;
-        let millis = self.started.elapsed().as_millis() as u64;
-        tracing::info!(index = self.name, millis, "index caught up");
-    }
+        store.follow(&followed, apply, ready).await
+    });
+    let _ = caught_up.await;
+    let millis = started.elapsed().as_millis() as u64;
+    tracing::info!(%pattern, millis, "index caught up");
 }
 
 /// A sled tree mirroring the values of one key prefix, ordered by key.
@@ -149,30 +135,19 @@ impl Mirror {
             _db: Arc::new(db),
         };
         let key_prefix = format!("{prefix}.");
-        let (ready, caught_up) = CaughtUp::new(prefix);
-        tokio::spawn(async move {
-            store
-                .follow(
-                    &format!("{prefix}.>"),
-                    |entry| {
-                        let Some(id) = entry.key.strip_prefix(&key_prefix) else {
-                            return;
-                        };
-                        let result = match entry.operation {
-                            kv::Operation::Put => tree.insert(id, entry.value.as_ref()).map(drop),
-                            kv::Operation::Delete | kv::Operation::Purge => {
-                                tree.remove(id).map(drop)
-                            }
-                        };
-                        if let Err(err) = result {
-                            tracing::error!(error = %err, "index write failed");
-                        }
-                    },
-                    ready,
-                )
-                .await
-        });
-        caught_up.wait().await;
+        fill(store, format!("{prefix}.>"), move |entry| {
+            let Some(id) = entry.key.strip_prefix(&key_prefix) else {
+                return;
+            };
+            let result = match entry.operation {
+                kv::Operation::Put => tree.insert(id, entry.value.as_ref()).map(drop),
+                kv::Operation::Delete | kv::Operation::Purge => tree.remove(id).map(drop),
+            };
+            if let Err(err) = result {
+                tracing::error!(error = %err, "index write failed");
+            }
+        })
+        .await;
         mirror
     }
 
@@ -235,31 +210,20 @@ impl OrderIndex {
             _db: Arc::new(db),
         };
         let follower = index.clone();
-        let (ready, caught_up) = CaughtUp::new("order");
-        tokio::spawn(async move {
-            store
-                .follow(
-                    "order.>",
-                    |entry| {
-                        if entry.operation != kv::Operation::Put {
-                            return;
-                        }
-                        match serde_json::from_slice::<Indexed>(&entry.value) {
-                            Ok(order) => {
-                                if let Err(err) = follower.upsert(&order, &entry.value) {
-                                    tracing::error!(error = %err, "index write failed");
-                                }
-                            }
-                            Err(err) => {
-                                tracing::warn!(key = %entry.key, error = %err, "not an order")
-                            }
-                        }
-                    },
-                    ready,
-                )
-                .await
-        });
-        caught_up.wait().await;
+        fill(store, "order.>".into(), move |entry| {
+            if entry.operation != kv::Operation::Put {
+                return;
+            }
+            match serde_json::from_slice::<Indexed>(&entry.value) {
+                Ok(order) => {
+                    if let Err(err) = follower.upsert(&order, &entry.value) {
+                        tracing::error!(error = %err, "index write failed");
+                    }
+                }
+                Err(err) => tracing::warn!(key = %entry.key, error = %err, "not an order"),
+            }
+        })
+        .await;
         index
     }
 

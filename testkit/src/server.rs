@@ -28,16 +28,21 @@ struct Node {
 impl NatsServer {
     /// Starts nats-server on free ports with a fresh JetStream store.
     pub async fn start() -> NatsServer {
-        let mut server = NatsServer {
+        let mut server = NatsServer::unstarted(None);
+        server.launch().await;
+        server
+    }
+
+    /// A server not started yet, on ports free a moment ago.
+    fn unstarted(node: Option<Node>) -> NatsServer {
+        NatsServer {
             port: free_port(),
             monitor_port: free_port(),
             store: TempDir::new("nats"),
             process: None,
             started: false,
-            node: None,
-        };
-        server.launch().await;
-        server
+            node,
+        }
     }
 
     /// Starts `size` nats-servers that form one JetStream cluster (named
@@ -51,18 +56,11 @@ impl NatsServer {
             .join(",");
         let mut nodes = Vec::with_capacity(size);
         for (i, route_port) in route_ports.into_iter().enumerate() {
-            let mut server = NatsServer {
-                port: free_port(),
-                monitor_port: free_port(),
-                store: TempDir::new("nats"),
-                process: None,
-                started: false,
-                node: Some(Node {
-                    name: format!("oms-{i}"),
-                    route_port,
-                    routes: routes.clone(),
-                }),
-            };
+            let mut server = NatsServer::unstarted(Some(Node {
+                name: format!("oms-{i}"),
+                route_port,
+                routes: routes.clone(),
+            }));
             server.launch().await;
             nodes.push(server);
         }

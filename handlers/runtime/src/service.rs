@@ -33,6 +33,8 @@ const LEAVE_AFTER: u64 = 1024;
 const MAX_LEAVING: std::time::Duration = std::time::Duration::from_secs(3);
 /// A leaving instance that got no request for this long drains at once.
 const QUIET: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long a drain may take before the instance leaves anyway.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -42,9 +44,6 @@ enum Phase {
     /// Unsubscribed outright: waits for the subscription to close.
     Draining,
 }
-
-/// How long a drain may take before the instance leaves anyway.
-const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub const REQUEST_ID: &str = "X-Request-Id";
 pub const TRACEPARENT: &str = "traceparent";
@@ -111,12 +110,14 @@ pub async fn serve<S, Req, Resp, F, Fut>(
     let mut shutdown = std::pin::pin!(crate::shutdown_signal());
     let mut phase = Phase::Serving;
     let mut received: u64 = 0;
-    let mut leaving_since = tokio::time::Instant::now();
+    let mut last_message = tokio::time::Instant::now();
+    let mut phase_since = tokio::time::Instant::now();
     loop {
         tokio::select! {
             message = endpoint.next() => {
                 let Some(message) = message else { break };
                 received += 1;
+                last_message = tokio::time::Instant::now();
                 let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
                 let (app, state, identity, schema, handler) =
                     (app.clone(), state.clone(), identity.clone(), request_schema.clone(), handler.clone());
@@ -141,26 +142,20 @@ pub async fn serve<S, Req, Resp, F, Fut>(
                 // server routed here in that window.)
                 tracing::info!("draining");
                 phase = Phase::Leaving;
-                leaving_since = tokio::time::Instant::now();
+                phase_since = tokio::time::Instant::now();
                 if let Err(err) = endpoint.unsubscribe_after(received + LEAVE_AFTER).await {
                     tracing::warn!(error = %err, "unsubscribe failed");
                     break;
                 }
             }
-            // Too little traffic to reach the count soon: after a quiet
-            // moment (no request arrived, so likely none is in flight), or
-            // at the latest after MAX_LEAVING, drain.
-            _ = tokio::time::sleep(QUIET), if phase == Phase::Leaving => {
-                if leaving_since.elapsed() >= QUIET {
-                    phase = Phase::Draining;
-                    if let Err(err) = endpoint.drain().await {
-                        tracing::warn!(error = %err, "drain failed");
-                        break;
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(leaving_since + MAX_LEAVING), if phase == Phase::Leaving => {
+            // Too little traffic to reach the count soon: once no request
+            // came for QUIET (so likely none is in flight), or at the latest
+            // MAX_LEAVING after SIGTERM, drain.
+            _ = tokio::time::sleep_until(
+                (last_message.max(phase_since) + QUIET).min(phase_since + MAX_LEAVING)
+            ), if phase == Phase::Leaving => {
                 phase = Phase::Draining;
+                phase_since = tokio::time::Instant::now();
                 if let Err(err) = endpoint.drain().await {
                     tracing::warn!(error = %err, "drain failed");
                     break;
@@ -168,7 +163,7 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             }
             // A drain needs the server's answer; without a connection it
             // would wait for ever, so it gets a deadline.
-            _ = tokio::time::sleep(DRAIN_DEADLINE), if phase == Phase::Draining => {
+            _ = tokio::time::sleep_until(phase_since + DRAIN_DEADLINE), if phase == Phase::Draining => {
                 tracing::warn!("drain did not finish in time; leaving");
                 break;
             }

@@ -183,9 +183,10 @@ impl Store {
     }
 
     /// Calls `apply` with every current value of the keys matching `pattern`,
-    /// then `caught_up` once, then `apply` with every change, for ever. The consumer is re-created from the
-    /// last revision seen whenever it ends or fails (e.g. across a server
-    /// restart), with backoff, so nothing is skipped and nothing loops hot.
+    /// then `caught_up` once, then `apply` with every change, for ever. The
+    /// consumer is re-created from the last revision seen whenever it ends or
+    /// fails (e.g. across a server restart), with backoff, so nothing is
+    /// skipped and nothing loops hot.
     ///
     /// It pulls (an ordered pull consumer, a few hundred messages at a time)
     /// rather than watching: a push watch lets the server send a whole
@@ -199,16 +200,17 @@ impl Store {
     ) {
         use futures::StreamExt;
         let mut caught_up = Some(caught_up);
+        let mut signal_when = |current: bool| {
+            if let Some(caught_up) = caught_up.take_if(|_| current) {
+                caught_up();
+            }
+        };
         let mut last_revision = 0u64;
         let mut delay = Duration::from_millis(100);
         loop {
             match self.pull_from(pattern, last_revision).await {
                 Ok((mut messages, pending)) => {
-                    if pending == 0 {
-                        if let Some(caught_up) = caught_up.take() {
-                            caught_up();
-                        }
-                    }
+                    signal_when(pending == 0);
                     while let Some(message) = messages.next().await {
                         let entry = message
                             .map_err(|e| e.to_string())
@@ -219,11 +221,7 @@ impl Store {
                                 delay = Duration::from_millis(100);
                                 let current = entry.delta == 0;
                                 apply(entry);
-                                if current {
-                                    if let Some(caught_up) = caught_up.take() {
-                                        caught_up();
-                                    }
-                                }
+                                signal_when(current);
                             }
                             Err(err) => {
                                 tracing::warn!(error = %err, pattern, "follow failed");
@@ -254,12 +252,8 @@ impl Store {
                 start_sequence: seen + 1,
             },
         };
-        let stream = self
-            .js
-            .get_stream(self.stream_name())
-            .await
-            .map_err(|e| e.to_string())?;
-        let consumer = stream
+        let consumer = self
+            .stream
             .create_consumer(OrderedConfig {
                 filter_subject: format!("{}{pattern}", self.subject_prefix),
                 deliver_policy,
@@ -376,9 +370,10 @@ impl Store {
         // A stream holds at most 50 open batches; past that the server drops
         // the batch's messages and its commit is never answered. Every
         // process keeps well below, whatever its concurrency.
-        let _slot = match batched {
-            true => Some(self.batch_slots.acquire().await.expect("semaphore open")),
-            false => None,
+        let _slot = if batched {
+            Some(self.batch_slots.acquire().await.expect("semaphore open"))
+        } else {
+            None
         };
         let last = writes.len().checked_sub(1).ok_or(StoreError::Conflict)?;
         let mut backoff = Duration::from_millis(5);
