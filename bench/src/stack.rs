@@ -26,7 +26,7 @@ pub const HANDLERS: &[(&str, &str)] = &[
 ];
 
 /// The processes that answer no requests.
-pub const WORKERS: &[&str] = &["orders-events", "inventory-events"];
+pub const WORKERS: &[&str] = &["orders-events", "inventory-holds"];
 
 pub const GATEWAY: &str = "gateway";
 

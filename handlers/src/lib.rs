@@ -2,7 +2,9 @@
 //! files is one operation's whole logic; this library holds what several of
 //! them need (the stored shapes, money, the status machine).
 
+pub mod derive;
 pub mod events;
+pub mod group;
 pub mod model;
 pub mod money;
 pub mod read_model;

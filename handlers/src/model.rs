@@ -15,17 +15,17 @@ pub fn order_key(order_id: &str) -> String {
 pub fn reservation_key(order_id: &str) -> String {
     format!("reservation.{order_id}")
 }
-/// Exists, with a per-message TTL, while a reservation waits for its order.
-pub fn hold_key(order_id: &str) -> String {
-    format!("hold.{order_id}")
-}
 /// Remembers an `add-stock` `requestId` so a retry is applied once.
 pub fn stock_request_key(request_id: &str) -> String {
     format!("request.add-stock.{request_id}")
 }
-/// Remembers an `orders.create` `idempotencyKey`.
-pub fn order_request_key(key: &str) -> String {
-    format!("request.orders-create.{key}")
+/// The order id an `orders.create` idempotency key names: a digest of the
+/// key, so a retry finds its order without a record of the key, and a key
+/// whose request was refused leaves nothing behind.
+pub fn keyed_order_id(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -106,6 +106,17 @@ mod tests {
     }
 
     #[test]
+    fn keyed_order_ids_are_stable_distinct_and_valid() {
+        let id = keyed_order_id("cart-81");
+        assert_eq!(id, keyed_order_id("cart-81"));
+        assert_ne!(id, keyed_order_id("cart-82"));
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        // Fixed for ever: a retry after an upgrade must find the same order.
+        assert_eq!(keyed_order_id(""), "e3b0c44298fc1c149afbf4c8996fb924");
+    }
+
+    #[test]
     fn total_is_exact() {
         let items = [
             PricedItem {
@@ -123,8 +134,7 @@ mod tests {
     }
 }
 
-/// Where a reservation is in its life: HELD for its order (or, until the
-/// hold runs out, for an order still being stored), then settled once.
+/// Where a reservation is in its life: HELD, then settled once.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationState {
@@ -142,9 +152,34 @@ pub struct Reservation {
     pub state: ReservationState,
     pub created_at: String,
     pub updated_at: String,
+    /// The order whose stock this is, when there is one (a reply of
+    /// reserve, release or commit for an order; never stored in a hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
 }
 
 impl Reservation {
+    /// An order's stock seen as a reservation: an order holds its stock
+    /// itself (no `reservation.<id>` key), so its status says where the
+    /// stock is.
+    pub fn of_order(order: &Order) -> Reservation {
+        use crate::status::Status;
+        let state = match order.status {
+            Status::Pending | Status::Confirmed => ReservationState::Held,
+            Status::Completed => ReservationState::Committed,
+            Status::Cancelled => ReservationState::Released,
+        };
+        Reservation {
+            order_id: order.id.clone(),
+            items: order.items.clone(),
+            total_amount: order.total_amount,
+            state,
+            created_at: order.created_at.clone(),
+            updated_at: order.updated_at.clone(),
+            order: Some(order.clone()),
+        }
+    }
+
     /// Same products and quantities, in any order: the test of a replay.
     pub fn holds_same(&self, items: &[Item]) -> bool {
         let mut held: Vec<_> = self

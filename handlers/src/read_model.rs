@@ -8,6 +8,7 @@
 
 use async_nats::jetstream::kv;
 use oms_runtime::{Problem, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A stored value handed out as it is: a page is the stored JSON values
@@ -102,7 +103,7 @@ fn remove_stale_indexes(dir: &std::path::Path) {
 /// value), and returns once the index holds every current value: a list
 /// instance must not answer from a half-built index (a restart at a million
 /// orders takes tens of seconds), so it joins its service only then.
-async fn fill(store: Store, pattern: String, apply: impl FnMut(kv::Entry) + Send + 'static) {
+async fn fill(store: Store, pattern: String, apply: impl FnMut(Vec<kv::Entry>) + Send + 'static) {
     let started = std::time::Instant::now();
     let (ready, caught_up) = tokio::sync::oneshot::channel();
     let followed = pattern.clone();
@@ -135,15 +136,20 @@ impl Mirror {
             _db: Arc::new(db),
         };
         let key_prefix = format!("{prefix}.");
-        fill(store, format!("{prefix}.>"), move |entry| {
-            let Some(id) = entry.key.strip_prefix(&key_prefix) else {
-                return;
-            };
-            let result = match entry.operation {
-                kv::Operation::Put => tree.insert(id, entry.value.as_ref()).map(drop),
-                kv::Operation::Delete | kv::Operation::Purge => tree.remove(id).map(drop),
-            };
-            if let Err(err) = result {
+        fill(store, format!("{prefix}.>"), move |entries| {
+            // One sled batch per chunk: a busy bucket costs one index write
+            // per chunk, not one per change.
+            let mut batch = sled::Batch::default();
+            for entry in entries {
+                let Some(id) = entry.key.strip_prefix(&key_prefix) else {
+                    continue;
+                };
+                match entry.operation {
+                    kv::Operation::Put => batch.insert(id, entry.value.as_ref()),
+                    kv::Operation::Delete | kv::Operation::Purge => batch.remove(id),
+                }
+            }
+            if let Err(err) = tree.apply_batch(batch) {
                 tracing::error!(error = %err, "index write failed");
             }
         })
@@ -210,42 +216,64 @@ impl OrderIndex {
             _db: Arc::new(db),
         };
         let follower = index.clone();
-        fill(store, "order.>".into(), move |entry| {
-            if entry.operation != kv::Operation::Put {
-                return;
-            }
-            match serde_json::from_slice::<Indexed>(&entry.value) {
-                Ok(order) => {
-                    if let Err(err) = follower.upsert(&order, &entry.value) {
-                        tracing::error!(error = %err, "index write failed");
-                    }
-                }
-                Err(err) => tracing::warn!(key = %entry.key, error = %err, "not an order"),
+        fill(store, "order.>".into(), move |entries| {
+            if let Err(err) = follower.apply(&entries) {
+                tracing::error!(error = %err, "index write failed");
             }
         })
         .await;
         index
     }
 
-    fn upsert(&self, order: &Indexed, json: &[u8]) -> sled::Result<()> {
-        let suffix = format!("{}|{}", order.created_at, order.id);
-        if let Some(old) = self.orders.insert(order.id.as_bytes(), json)? {
-            match serde_json::from_slice::<StatusOnly>(&old) {
-                Ok(old) if old.status != order.status => {
-                    self.by_status.remove(format!("{}|{suffix}", old.status))?;
-                }
-                _ => {}
+    /// Indexes a chunk of order revisions as one sled batch per tree. An
+    /// order's id, customer and creation time never change, so only its
+    /// first revision adds it to the time and customer indexes; a later one
+    /// moves it between statuses.
+    fn apply(&self, entries: &[kv::Entry]) -> sled::Result<()> {
+        let mut status_of: HashMap<String, String> = HashMap::new();
+        let mut orders = sled::Batch::default();
+        let mut by_time = sled::Batch::default();
+        let mut by_status = sled::Batch::default();
+        let mut by_customer = sled::Batch::default();
+        for entry in entries {
+            if entry.operation != kv::Operation::Put {
+                continue;
             }
+            let order = match serde_json::from_slice::<Indexed>(&entry.value) {
+                Ok(order) => order,
+                Err(err) => {
+                    tracing::warn!(key = %entry.key, error = %err, "not an order");
+                    continue;
+                }
+            };
+            let suffix = format!("{}|{}", order.created_at, order.id);
+            let before = match status_of.get(order.id.as_ref()) {
+                Some(status) => Some(status.clone()),
+                None => self.orders.get(order.id.as_bytes())?.and_then(|old| {
+                    let old = serde_json::from_slice::<StatusOnly>(&old).ok()?;
+                    Some(old.status.to_string())
+                }),
+            };
+            match &before {
+                Some(old) if old != order.status.as_ref() => {
+                    by_status.remove(format!("{old}|{suffix}").as_bytes());
+                }
+                Some(_) => {}
+                None => {
+                    by_time.insert(suffix.as_bytes(), order.id.as_bytes());
+                    let key = format!("{}\0{suffix}", order.customer_id);
+                    by_customer.insert(key.as_bytes(), order.id.as_bytes());
+                }
+            }
+            let status_key = format!("{}|{suffix}", order.status);
+            by_status.insert(status_key.as_bytes(), order.id.as_bytes());
+            orders.insert(order.id.as_bytes(), entry.value.as_ref());
+            status_of.insert(order.id.to_string(), order.status.to_string());
         }
-        self.by_time
-            .insert(suffix.as_bytes(), order.id.as_bytes())?;
-        self.by_status
-            .insert(format!("{}|{suffix}", order.status), order.id.as_bytes())?;
-        self.by_customer.insert(
-            format!("{}\0{suffix}", order.customer_id),
-            order.id.as_bytes(),
-        )?;
-        Ok(())
+        self.orders.apply_batch(orders)?;
+        self.by_time.apply_batch(by_time)?;
+        self.by_status.apply_batch(by_status)?;
+        self.by_customer.apply_batch(by_customer)
     }
 
     /// Up to `limit` orders older than `cursor`, newest first, and the

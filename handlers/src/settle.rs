@@ -1,131 +1,298 @@
-//! Settling a reservation: release it (stock goes back to `quantity`) or
-//! commit it (`reserved` drops: sold). Used by `inventory.release`,
-//! `inventory.commit` and `inventory-events`.
+//! Settling stock: release it (back to `quantity`) or commit it (`reserved`
+//! drops: sold). Decided here for `inventory.release` and
+//! `inventory.commit`, which run it through their group commit.
 //!
-//! One atomic batch moves the reservation's state and every product's
-//! counters together, compare-and-set on each. So a settle happens once or
-//! not at all: a replay finds the target state and changes nothing, and of
-//! two racing settles exactly one passes the reservation's revision check.
-//!
-//! An expiry (`Settle::Expire`) also deletes `order.<orderId>`, expecting it
-//! absent. The order write expects it absent too, so of a hold running out
-//! and its order being stored, exactly one happens: the expiry fails if the
-//! order is there, and an order cannot be stored once the expiry sealed it.
+//! An order holds its own stock, so settling an order's stock *is* moving
+//! the order: release cancels it, commit completes it, and the order's new
+//! status and its products' counts are one atomic write. A hold made without
+//! an order (`reservation.<id>`) is settled the same way, its state moving
+//! from HELD. Either way a settle is applied once: a replay finds the target
+//! state and changes nothing.
 
-use crate::model::{
-    order_key, product_key, reservation_key, Order, Product, Reservation, ReservationState,
-};
-use futures::future::try_join_all;
-use oms_runtime::{time, Problem, Store, StoreError, Write};
-use tokio::sync::Semaphore;
-
-/// Settle passes one process runs at once. Settles of one product contend
-/// for it; a burst of them (many holds expiring together, a mass
-/// cancellation) then takes turns instead of all reading the same revision
-/// and all but one losing, over and over.
-static TURNS: Semaphore = Semaphore::const_new(2);
+use crate::group::{Books, Decision, Key, Read, Record};
+use crate::model::{PricedItem, Reservation, ReservationState};
+use crate::status::{Status, Transition};
+use oms_runtime::Problem;
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
-    /// Stock back to `quantity` (the order was cancelled).
+    /// Stock back to `quantity`: the order is cancelled.
     Release,
-    /// `reserved` drops: sold (the order was completed).
+    /// `reserved` drops, sold: the order is completed.
     Commit,
-    /// Release a hold whose order was never stored, and make sure it never is.
-    Expire,
 }
 
 impl Settle {
-    fn target(self) -> ReservationState {
+    fn order_status(self) -> Status {
         match self {
-            Settle::Release | Settle::Expire => ReservationState::Released,
+            Settle::Release => Status::Cancelled,
+            Settle::Commit => Status::Completed,
+        }
+    }
+
+    fn hold_state(self) -> ReservationState {
+        match self {
+            Settle::Release => ReservationState::Released,
             Settle::Commit => ReservationState::Committed,
         }
     }
 }
 
-/// Settles `order_id`'s reservation if its state is one of `from`. Already
-/// settled the same way: returns it unchanged. Any other state: 409.
-pub async fn settle(
-    store: &Store,
-    order_id: &str,
-    how: Settle,
-    from: &[ReservationState],
-) -> Result<Reservation, Problem> {
-    let key = reservation_key(order_id);
-    // Each pass either settles, finds it settled, or saw another writer move
-    // first; a thousand passes without either means the books disagree.
-    for _ in 0..1000 {
-        // Read and write under one permit: a pass that read and then queued
-        // behind others would find its reads stale and lose for certain.
-        let _turn = TURNS.acquire().await.expect("semaphore open");
-        let Some(current) = store.get::<Reservation>(&key).await? else {
-            return Err(Problem::not_found(format!(
-                "no reservation for order {order_id}"
-            )));
-        };
-        let reservation = current.value;
-        if reservation.state == how.target() {
-            return Ok(reservation);
-        }
-        if !from.contains(&reservation.state) {
-            return Err(Problem::conflict(
-                "reservation-settled",
-                format!("reservation {order_id} is {:?}", reservation.state),
-            ));
-        }
-        let mut writes = Vec::with_capacity(reservation.items.len() + 2);
-        if how == Settle::Expire {
-            let order = store.read::<Order>(&order_key(order_id)).await?;
-            if order.value.is_some() {
-                return Err(Problem::conflict(
-                    "order-stored",
-                    format!("order {order_id} was stored; its hold stays"),
-                ));
-            }
-            writes.push(Write::delete(order_key(order_id), order.revision));
-        }
-        let keys: Vec<_> = reservation
-            .items
+/// What `inventory.release` and `inventory.commit` are asked.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettleRequest {
+    pub order_id: String,
+    /// The revision of the order (or hold) the caller decided on: another
+    /// change since is a 409 and nothing happens.
+    #[serde(default)]
+    pub expected_revision: Option<u64>,
+}
+
+/// The order and the hold under the id; then the products of whichever
+/// exists.
+pub fn reads(books: &Books, request: &SettleRequest) -> Vec<Read> {
+    let id = &request.order_id;
+    let mut reads = vec![
+        Read::key(Key::Order(id.clone())),
+        Read::key(Key::Hold(id.clone())),
+    ];
+    let items = match (books.order(id), books.hold(id)) {
+        (Some(order), _) => &order.items,
+        (None, Some(hold)) => &hold.items,
+        (None, None) => return reads,
+    };
+    reads.extend(
+        items
             .iter()
-            .map(|i| product_key(&i.product_id))
-            .collect();
-        let products = try_join_all(keys.iter().map(|k| store.get::<Product>(k))).await?;
-        let now = time::now();
-        let mut consistent = true;
-        for ((item, key), product) in reservation.items.iter().zip(&keys).zip(products) {
-            let product = product.ok_or_else(|| Problem::internal(format!("{key} vanished")))?;
-            let mut next = product.value;
-            // The reservation and its products are read one after another: a
-            // settle that landed in between shows as less reserved than this
-            // reservation holds. Read again; the reservation will say so.
-            let Some(reserved) = next.reserved.checked_sub(item.quantity) else {
-                consistent = false;
-                break;
-            };
-            next.reserved = reserved;
-            if how != Settle::Commit {
-                next.quantity += item.quantity;
+            .map(|i| Read::key(Key::Product(i.product_id.clone()))),
+    );
+    reads
+}
+
+pub fn decide(
+    books: &Books,
+    request: &SettleRequest,
+    now: &str,
+    how: Settle,
+) -> Decision<Reservation> {
+    match settle(books, request, now, how) {
+        Ok((reply, changes)) => Decision::Accept(reply, changes),
+        Err(problem) => Decision::Refuse(problem),
+    }
+}
+
+fn settle(
+    books: &Books,
+    request: &SettleRequest,
+    now: &str,
+    how: Settle,
+) -> Result<(Reservation, Vec<Record>), Problem> {
+    let id = &request.order_id;
+    if let Some(order) = books.order(id) {
+        let to = how.order_status();
+        match order.status.transition(to) {
+            // Already there: a retry of this very change succeeds.
+            Transition::Same => return Ok((Reservation::of_order(order), Vec::new())),
+            Transition::Illegal => {
+                return Err(Problem::conflict(
+                    "illegal-transition",
+                    format!(
+                        "order {id} is {} and cannot become {}",
+                        order.status.as_str(),
+                        to.as_str()
+                    ),
+                ))
             }
-            next.updated_at = now.clone();
-            writes.push(Write::json(key.as_str(), &next, product.revision));
+            Transition::Allowed => {}
         }
-        if !consistent {
-            continue;
-        }
-        let settled = Reservation {
-            state: how.target(),
-            updated_at: now,
-            ..reservation
+        check_revision(books, Key::Order(id.clone()), request)?;
+        let mut changes = move_stock(books, &order.items, now, how)?;
+        let mut order = order.clone();
+        order.previous_status = Some(order.status);
+        order.status = to;
+        order.updated_at = now.to_string();
+        changes.push(Record::Order(order.clone()));
+        return Ok((Reservation::of_order(&order), changes));
+    }
+    let Some(hold) = books.hold(id) else {
+        return Err(Problem::not_found(format!("no order or hold {id}")));
+    };
+    if hold.state == how.hold_state() {
+        return Ok((hold.clone(), Vec::new()));
+    }
+    if hold.state != ReservationState::Held {
+        return Err(Problem::conflict(
+            "reservation-settled",
+            format!("hold {id} is {:?}", hold.state),
+        ));
+    }
+    check_revision(books, Key::Hold(id.clone()), request)?;
+    let mut changes = move_stock(books, &hold.items, now, how)?;
+    let settled = Reservation {
+        state: how.hold_state(),
+        updated_at: now.to_string(),
+        ..hold.clone()
+    };
+    changes.push(Record::Hold(settled.clone()));
+    Ok((settled, changes))
+}
+
+fn check_revision(books: &Books, key: Key, request: &SettleRequest) -> Result<(), Problem> {
+    match request.expected_revision {
+        Some(expected) if books.revision(&key) != Some(expected) => Err(Problem::conflict(
+            "concurrent-update",
+            format!(
+                "{} was changed concurrently; read it again",
+                request.order_id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The products' counts after settling `items`.
+fn move_stock(
+    books: &Books,
+    items: &[PricedItem],
+    now: &str,
+    how: Settle,
+) -> Result<Vec<Record>, Problem> {
+    items
+        .iter()
+        .map(|item| {
+            let mut product = books
+                .product(&item.product_id)
+                .ok_or_else(|| Problem::internal(format!("product {} vanished", item.product_id)))?
+                .clone();
+            product.reserved = product.reserved.checked_sub(item.quantity).ok_or_else(|| {
+                Problem::internal(format!(
+                    "product {} holds less than its order",
+                    item.product_id
+                ))
+            })?;
+            if how == Settle::Release {
+                product.quantity += item.quantity;
+            }
+            product.updated_at = now.to_string();
+            Ok(Record::Product(product))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Order, Product};
+    use crate::money::Cents;
+
+    const NOW: &str = "2026-01-01T00:00:00.000Z";
+
+    fn books(status: Status) -> Books {
+        let order = Order {
+            id: "o1".into(),
+            customer_id: "c".into(),
+            items: vec![PricedItem {
+                product_id: "A".into(),
+                quantity: 2,
+                price: Cents(100),
+            }],
+            status,
+            previous_status: None,
+            total_amount: Cents(200),
+            created_at: NOW.into(),
+            updated_at: NOW.into(),
         };
-        writes.push(Write::json(&key, &settled, current.revision));
-        match store.apply(&writes).await {
-            Ok(_) => return Ok(settled),
-            Err(StoreError::Conflict) => continue,
-            Err(err) => return Err(err.into()),
+        let product = Product {
+            product_id: "A".into(),
+            quantity: 3,
+            reserved: 2,
+            price: Cents(100),
+            created_at: NOW.into(),
+            updated_at: NOW.into(),
+        };
+        Books::with([(Record::Order(order), 10), (Record::Product(product), 9)])
+    }
+
+    fn request(expected_revision: Option<u64>) -> SettleRequest {
+        SettleRequest {
+            order_id: "o1".into(),
+            expected_revision,
         }
     }
-    Err(Problem::internal(format!(
-        "reservation {order_id} disagrees with its products"
-    )))
+
+    fn counts(changes: &[Record]) -> (u64, u64) {
+        changes
+            .iter()
+            .find_map(|c| match c {
+                Record::Product(p) => Some((p.quantity, p.reserved)),
+                _ => None,
+            })
+            .expect("a product change")
+    }
+
+    #[test]
+    fn release_cancels_and_returns_stock_in_one_change() {
+        let Decision::Accept(reply, changes) = decide(
+            &books(Status::Pending),
+            &request(None),
+            NOW,
+            Settle::Release,
+        ) else {
+            panic!("refused")
+        };
+        assert_eq!(reply.state, ReservationState::Released);
+        let order = reply.order.unwrap();
+        assert_eq!(
+            (order.status, order.previous_status),
+            (Status::Cancelled, Some(Status::Pending))
+        );
+        assert_eq!(counts(&changes), (5, 0));
+    }
+
+    #[test]
+    fn commit_completes_and_sells() {
+        let Decision::Accept(_, changes) = decide(
+            &books(Status::Confirmed),
+            &request(Some(10)),
+            NOW,
+            Settle::Commit,
+        ) else {
+            panic!("refused")
+        };
+        assert_eq!(counts(&changes), (3, 0));
+    }
+
+    #[test]
+    fn commit_of_a_pending_order_is_illegal() {
+        let Decision::Refuse(problem) =
+            decide(&books(Status::Pending), &request(None), NOW, Settle::Commit)
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(problem.status, 409);
+    }
+
+    #[test]
+    fn a_replay_changes_nothing_and_a_stale_revision_is_refused() {
+        let Decision::Accept(_, changes) = decide(
+            &books(Status::Cancelled),
+            &request(Some(3)),
+            NOW,
+            Settle::Release,
+        ) else {
+            panic!("refused")
+        };
+        assert!(changes.is_empty(), "already cancelled: nothing to write");
+        let Decision::Refuse(problem) = decide(
+            &books(Status::Pending),
+            &request(Some(3)),
+            NOW,
+            Settle::Release,
+        ) else {
+            panic!("accepted")
+        };
+        assert_eq!(problem.kind, "/problems/concurrent-update");
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use testkit::{eventually, request, request_raw, Stack};
 
-const ORDERS: [&str; 8] = [
+const ORDERS: [&str; 9] = [
     "inventory-add-stock",
     "inventory-get",
     "inventory-reserve",
@@ -14,13 +14,14 @@ const ORDERS: [&str; 8] = [
     "orders-list",
     "orders-update-status",
     "inventory-release",
+    "inventory-commit",
 ];
 
 /// The services plus the two workers (which do not answer PING).
 async fn start(extra_env: &[(&str, &str)]) -> Stack {
     let mut stack = Stack::start_with_env(&ORDERS, extra_env).await;
     stack.spawn("orders-events");
-    stack.spawn("inventory-events");
+    stack.spawn("inventory-holds");
     stack
 }
 
@@ -193,17 +194,9 @@ async fn retries_are_applied_once() {
     let c = stack.request("orders.create", &changed).await;
     assert_eq!(c.status, 422, "{:?}", c.body);
     assert_eq!(product(&stack, "A").await, (7, 3));
-    eventually(10, "one created event for the keyed order", || async {
-        let id = a.body["id"].as_str().unwrap();
-        stack
-            .stream_messages("OMS_EVENTS")
-            .await
-            .iter()
-            .filter(|e| e.2["orderId"] == id)
-            .count()
-            == 1
-    })
-    .await;
+    let id = a.body["id"].as_str().unwrap();
+    let events = quiet_events(&stack).await;
+    assert_eq!(events.iter().filter(|e| e.2["orderId"] == id).count(), 1);
 }
 
 #[tokio::test]
@@ -238,10 +231,7 @@ async fn the_status_machine_moves_stock() {
             "COMPLETED -> {illegal}"
         );
     }
-    eventually(10, "commit drops reserved", || async {
-        product(&stack, "A").await == (8, 0)
-    })
-    .await;
+    assert_eq!(product(&stack, "A").await, (8, 0), "sold with the reply");
 
     // PENDING -> CANCELLED: stock back to quantity.
     let cancelled = new_order().await;
@@ -262,19 +252,17 @@ async fn the_status_machine_moves_stock() {
             "CANCELLED -> {illegal}"
         );
     }
-    eventually(10, "release restores quantity", || async {
-        product(&stack, "A").await == (8, 0)
-    })
-    .await;
+    assert_eq!(
+        product(&stack, "A").await,
+        (8, 0),
+        "released with the reply"
+    );
 
     // CONFIRMED -> CANCELLED also releases.
     let late = new_order().await;
     assert_eq!(set_status(&stack, &late, "CONFIRMED").await.status, 200);
     assert_eq!(set_status(&stack, &late, "CANCELLED").await.status, 200);
-    eventually(10, "release after confirm", || async {
-        product(&stack, "A").await == (8, 0)
-    })
-    .await;
+    assert_eq!(product(&stack, "A").await, (8, 0), "released after confirm");
     assert_eq!(
         set_status(&stack, "no-such-order", "CONFIRMED")
             .await
@@ -283,11 +271,8 @@ async fn the_status_machine_moves_stock() {
     );
 
     // Events: one per change, none for the repeated CONFIRMED.
-    eventually(10, "every event published", || async {
-        stack.stream_messages("OMS_EVENTS").await.len() == 3 + 2 + 1 + 2
-    })
-    .await;
-    let all = stack.stream_messages("OMS_EVENTS").await;
+    let all = quiet_events(&stack).await;
+    assert_eq!(all.len(), 3 + 2 + 3);
     // Every event matches its published schema.
     let schema =
         oms_runtime::schema::Schema::compile(include_str!("../../schemas/order-event.json"));
@@ -362,25 +347,18 @@ async fn concurrent_final_updates_have_one_winner() {
         }
     }
     assert!(results.iter().any(|r| r.0 == 409), "losers get 409");
-    eventually(10, "one final event", || async {
-        let updates: Vec<_> = stack
-            .stream_messages("OMS_EVENTS")
-            .await
-            .into_iter()
-            .filter(|e| e.2["orderId"] == id.as_str() && e.0 == "events.orders.status-updated")
-            .collect();
-        updates.len() == 2
-    })
-    .await;
+    let updates = quiet_events(&stack)
+        .await
+        .into_iter()
+        .filter(|e| e.2["orderId"] == id.as_str() && e.0 == "events.orders.status-updated")
+        .count();
+    assert_eq!(updates, 2, "CONFIRMED and the one final status");
     let want = if final_status == "COMPLETED" {
         (9, 0)
     } else {
         (10, 0)
     };
-    eventually(10, "stock settled once", || async {
-        product(&stack, "A").await == want
-    })
-    .await;
+    assert_eq!(product(&stack, "A").await, want, "stock settled once");
 }
 
 #[tokio::test]
@@ -420,35 +398,20 @@ async fn a_hold_without_an_order_is_released() {
         "a replay does not reserve again"
     );
     assert_eq!(product(&stack, "A").await, (9, 1));
-    // The expiry sealed the order id: an order for it can no longer be stored.
-    let kv = async_nats::jetstream::new(stack.client.clone())
-        .get_key_value("oms")
-        .await
-        .unwrap();
-    let sealed = kv
-        .entry("order.orphan")
-        .await
-        .unwrap()
-        .expect("a delete marker");
-    assert_eq!(
-        sealed.operation,
-        async_nats::jetstream::kv::Operation::Delete
-    );
 }
 
 #[tokio::test]
-async fn operators_settle_only_what_the_order_allows() {
-    let mut stack = start(&[]).await;
-    stack.spawn("inventory-commit");
-    stack.wait_for("inventory-commit", 1).await;
+async fn operators_release_holds_and_settle_orders_by_moving_them() {
+    let stack = start(&[]).await;
     stack.add_stock("A", 10, 1.0).await;
-    // A reservation whose order never came: released, and its id sealed.
+    // A hold made without an order: released, again and again the same.
     stack
         .request(
             "inventory.reserve",
             &json!({"orderId": "op-1", "items": [{"productId": "A", "quantity": 3}]}),
         )
         .await;
+    assert_eq!(product(&stack, "A").await, (7, 3));
     for _ in 0..2 {
         let released = stack
             .request("inventory.release", &json!({"orderId": "op-1"}))
@@ -457,42 +420,43 @@ async fn operators_settle_only_what_the_order_allows() {
         assert_eq!(released.body["state"], "RELEASED");
         assert_eq!(product(&stack, "A").await, (10, 0));
     }
-    assert_eq!(
-        stack
-            .request("inventory.release", &json!({"orderId": "none"}))
-            .await
-            .status,
-        404
-    );
-    // An open order keeps its stock; a sale is committed only once completed.
+    let none = json!({"orderId": "none"});
+    assert_eq!(stack.request("inventory.release", &none).await.status, 404);
+    assert_eq!(stack.request("inventory.commit", &none).await.status, 404);
+
+    // An order holds its own stock: committing it means completing it,
+    // which a PENDING order cannot be; releasing it means cancelling it.
     let open = order(&stack, json!([{"productId": "A", "quantity": 2}])).await;
     let id = open.body["id"].as_str().unwrap();
-    assert_eq!(
-        stack
-            .request("inventory.release", &json!({"orderId": id}))
-            .await
-            .status,
-        409
-    );
-    assert_eq!(
-        stack
-            .request("inventory.commit", &json!({"orderId": id}))
-            .await
-            .status,
-        409
-    );
+    let by_id = json!({"orderId": id});
+    let refused = stack.request("inventory.commit", &by_id).await;
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
     assert_eq!(product(&stack, "A").await, (8, 2));
+    let released = stack.request("inventory.release", &by_id).await;
+    assert_eq!(released.status, 200, "{:?}", released.body);
+    assert_eq!(released.body["state"], "RELEASED");
+    assert_eq!(released.body["order"]["status"], "CANCELLED");
+    assert_eq!(product(&stack, "A").await, (10, 0), "with the reply");
+    let stored = stack.request("orders.get", &json!({"id": id})).await;
+    assert_eq!(stored.body["status"], "CANCELLED");
+
+    let sold = order(&stack, json!([{"productId": "A", "quantity": 4}])).await;
+    let id = sold.body["id"].as_str().unwrap();
     set_status(&stack, id, "CONFIRMED").await;
-    set_status(&stack, id, "COMPLETED").await;
-    let committed = stack
-        .request("inventory.commit", &json!({"orderId": id}))
-        .await;
-    assert_eq!(committed.status, 200, "{:?}", committed.body);
-    assert_eq!(committed.body["state"], "COMMITTED");
-    eventually(10, "sold once, by whichever came first", || async {
-        product(&stack, "A").await == (8, 0)
-    })
-    .await;
+    for _ in 0..2 {
+        let committed = stack
+            .request("inventory.commit", &json!({"orderId": id}))
+            .await;
+        assert_eq!(committed.status, 200, "{:?}", committed.body);
+        assert_eq!(committed.body["state"], "COMMITTED");
+        assert_eq!(committed.body["order"]["status"], "COMPLETED");
+        assert_eq!(product(&stack, "A").await, (6, 0), "sold once");
+    }
+    // A stale revision changes nothing.
+    let stale = json!({"orderId": id, "expectedRevision": 1});
+    let cancelled = stack.request("inventory.release", &stale).await;
+    assert_eq!(cancelled.status, 409, "{:?}", cancelled.body);
+    assert_eq!(product(&stack, "A").await, (6, 0));
 }
 
 #[tokio::test]
@@ -681,4 +645,30 @@ async fn a_burst_of_expiring_holds_on_one_product_all_release() {
     // Meanwhile and after, orders still go through.
     let placed = order(&stack, json!([{"productId": "A", "quantity": 1}])).await;
     assert_eq!(placed.status, 200, "{:?}", placed.body);
+}
+
+/// Every event in `OMS_EVENTS`, read once its deriver has caught up with
+/// the last order revision in the bucket: no order write is left that
+/// could still add one, so the count is exact, not "at least".
+async fn quiet_events(stack: &Stack) -> Vec<(String, String, Value)> {
+    let js = async_nats::jetstream::new(stack.client.clone());
+    let bucket = js.get_stream("KV_oms").await.unwrap();
+    let last_order = bucket
+        .get_last_raw_message_by_subject("$KV.oms.order.>")
+        .await
+        .expect("an order revision")
+        .sequence;
+    eventually(10, "events caught up with the last order", || async {
+        let events = js.get_stream("OMS_EVENTS").await.unwrap();
+        let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
+            return false;
+        };
+        let derived = last
+            .headers
+            .get("Oms-Revision")
+            .map(|v| v.as_str().to_string());
+        derived == Some(last_order.to_string())
+    })
+    .await;
+    stack.stream_messages("OMS_EVENTS").await
 }

@@ -56,6 +56,12 @@ fn parse(spec: &str) -> Result<Vec<(String, Action)>, String> {
         .collect()
 }
 
+/// Whether `name` is armed: lets a step prepare what its fault needs (e.g.
+/// flush what it sent, so a kill there leaves it at the server).
+pub fn is_armed(name: &str) -> bool {
+    armed().iter().any(|(point, _)| point == name)
+}
+
 /// Acts if `name` is armed in `OMS_FAULTS`; otherwise returns at once.
 pub async fn point(name: &str) {
     let Some((_, action)) = armed().iter().find(|(point, _)| point == name) else {

@@ -17,7 +17,7 @@ pub mod time;
 pub use config::Config;
 pub use contract::Operation;
 pub use problem::{FieldError, Problem};
-pub use store::{Slot, Store, StoreError, Versioned, Write};
+pub use store::{Slot, Start, Store, StoreError, Versioned, Write};
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
@@ -56,6 +56,63 @@ impl<S> Ctx<S> {
         }
         headers
     }
+}
+
+/// How one operation calls another: 5 s per attempt, 3 attempts, retried
+/// only when nothing answered (no responders, or a timeout), as the
+/// original system's clients did. Only idempotent operations are called.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const CALL_ATTEMPTS: u32 = 3;
+
+impl<S> Ctx<S> {
+    /// Request-reply to another operation, carrying this request's identity;
+    /// its problem becomes this request's problem.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        op: &Operation,
+        request: &Req,
+    ) -> Result<Resp, Problem> {
+        call(&self.client, self.trace_headers(), op, request).await
+    }
+}
+
+/// Request-reply to an operation (see [`Ctx::call`]; workers have no `Ctx`).
+pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    client: &async_nats::Client,
+    headers: async_nats::HeaderMap,
+    op: &Operation,
+    request: &Req,
+) -> Result<Resp, Problem> {
+    use async_nats::client::RequestErrorKind;
+    let subject = op.subject();
+    let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(Problem::internal)?);
+    let mut last = Problem::unavailable(format!("{subject} did not answer"));
+    for attempt in 1..=CALL_ATTEMPTS {
+        let request = async_nats::Request::new()
+            .payload(payload.clone())
+            .headers(headers.clone())
+            .timeout(Some(CALL_TIMEOUT));
+        match client.send_request(subject.clone(), request).await {
+            Ok(reply) => return problem::from_reply(&reply),
+            Err(err) => {
+                last = match err.kind() {
+                    RequestErrorKind::NoResponders => {
+                        Problem::unavailable(format!("no {} instance is running", op.service))
+                    }
+                    RequestErrorKind::TimedOut => {
+                        Problem::timeout(format!("{subject} did not answer in time"))
+                    }
+                    _ => return Err(Problem::internal(err)),
+                };
+                tracing::warn!(attempt, error = %err, %subject, "call failed");
+                if err.kind() == RequestErrorKind::NoResponders {
+                    let pause = 200 * u64::from(attempt);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+            }
+        }
+    }
+    Err(last)
 }
 
 /// Runs a request/reply operation: `fn main() { run(&OP, handle) }`.

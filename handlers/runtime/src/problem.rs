@@ -123,3 +123,23 @@ impl std::fmt::Display for Problem {
 }
 
 impl std::error::Error for Problem {}
+
+/// A NATS reply as what it says: its JSON body, or the problem its
+/// `Nats-Service-Error-Code` header and body name.
+pub fn from_reply<T: serde::de::DeserializeOwned>(
+    reply: &async_nats::Message,
+) -> Result<T, Problem> {
+    let code = reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(crate::service::ERROR_CODE_HEADER))
+        .map(|v| v.as_str().parse::<u16>().unwrap_or(500));
+    match code {
+        None => serde_json::from_slice(&reply.payload).map_err(Problem::internal),
+        Some(status) => Err(
+            serde_json::from_slice::<Problem>(&reply.payload).unwrap_or_else(|_| {
+                Problem::new(status, "upstream", "Upstream error", "a call failed")
+            }),
+        ),
+    }
+}

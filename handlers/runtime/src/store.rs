@@ -10,6 +10,7 @@ use crate::Config;
 use async_nats::header::{self, HeaderMap};
 use async_nats::jetstream::{self, context::PublishErrorKind, kv};
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ use tokio::sync::Semaphore;
 /// History per key: an order has at most four revisions, so none is purged
 /// before change-data-capture has read it.
 const HISTORY: i64 = 5;
+/// Most entries [`Store::follow`] hands out at once.
+pub const CHUNK: usize = 500;
 /// Open atomic batches per process: with a dozen processes, well under the
 /// server's 50 per stream.
 const BATCHES_AT_ONCE: usize = 4;
@@ -43,6 +46,17 @@ impl From<StoreError> for Problem {
             }
         }
     }
+}
+
+/// Where [`Store::changes`] begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The current value of every key, then every change.
+    LastPerKey,
+    /// Every stored revision.
+    All,
+    /// Every revision after this one.
+    After(u64),
 }
 
 /// A value with the revision it was read at.
@@ -174,6 +188,10 @@ impl Store {
         })
     }
 
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
     }
@@ -183,44 +201,38 @@ impl Store {
     }
 
     /// Calls `apply` with every current value of the keys matching `pattern`,
-    /// then `caught_up` once, then `apply` with every change, for ever. The
-    /// consumer is re-created from the last revision seen whenever it ends or
-    /// fails (e.g. across a server restart), with backoff, so nothing is
-    /// skipped and nothing loops hot.
-    ///
-    /// It pulls (an ordered pull consumer, a few hundred messages at a time)
-    /// rather than watching: a push watch lets the server send a whole
-    /// backlog into the client's buffer, so replaying a large bucket into a
-    /// slower `apply` would hold most of it in memory at once.
+    /// then `caught_up` once, then with every change, for ever; each call
+    /// gets the entries that arrived together (up to [`CHUNK`]), so a
+    /// follower can write them as one batch. The consumer is re-created
+    /// from the last revision seen whenever it ends or fails (e.g. across a
+    /// server restart), with backoff, so nothing is skipped and nothing
+    /// loops hot.
     pub async fn follow(
         &self,
         pattern: &str,
-        mut apply: impl FnMut(kv::Entry),
+        mut apply: impl FnMut(Vec<kv::Entry>),
         caught_up: impl FnOnce(),
     ) {
-        use futures::StreamExt;
         let mut caught_up = Some(caught_up);
         let mut signal_when = |current: bool| {
             if let Some(caught_up) = caught_up.take_if(|_| current) {
                 caught_up();
             }
         };
-        let mut last_revision = 0u64;
+        let mut start = Start::LastPerKey;
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.pull_from(pattern, last_revision).await {
-                Ok((mut messages, pending)) => {
+            match self.changes(pattern, start).await {
+                Ok((mut chunks, pending)) => {
                     signal_when(pending == 0);
-                    while let Some(message) = messages.next().await {
-                        let entry = message
-                            .map_err(|e| e.to_string())
-                            .and_then(|m| self.entry_of(m));
-                        match entry {
-                            Ok(entry) => {
-                                last_revision = last_revision.max(entry.revision);
+                    while let Some(chunk) = chunks.next().await {
+                        match chunk {
+                            Ok(entries) => {
+                                let Some(last) = entries.last() else { continue };
+                                start = Start::After(last.revision);
+                                let current = last.delta == 0;
                                 delay = Duration::from_millis(100);
-                                let current = entry.delta == 0;
-                                apply(entry);
+                                apply(entries);
                                 signal_when(current);
                             }
                             Err(err) => {
@@ -237,18 +249,28 @@ impl Store {
         }
     }
 
-    /// An ordered pull consumer on `pattern`: the last value of every key
-    /// first, or every change after `after` when resuming; and how many
-    /// messages it has to deliver.
-    async fn pull_from(
+    /// The entries of keys matching `pattern` from `start` on, in chunks of
+    /// what has arrived together, and how many the consumer had to deliver
+    /// when it was created. An ordered pull consumer: a few hundred
+    /// messages at a time, no acknowledgements, and nothing left on the
+    /// server when it goes. (A push watch would let the server send a whole
+    /// backlog into the client's buffer.)
+    pub async fn changes(
         &self,
         pattern: &str,
-        after: u64,
-    ) -> Result<(jetstream::consumer::pull::Ordered, u64), String> {
+        start: Start,
+    ) -> Result<
+        (
+            impl Stream<Item = Result<Vec<kv::Entry>, String>> + Unpin + '_,
+            u64,
+        ),
+        String,
+    > {
         use jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
-        let deliver_policy = match after {
-            0 => DeliverPolicy::LastPerSubject,
-            seen => DeliverPolicy::ByStartSequence {
+        let deliver_policy = match start {
+            Start::LastPerKey => DeliverPolicy::LastPerSubject,
+            Start::All => DeliverPolicy::All,
+            Start::After(seen) => DeliverPolicy::ByStartSequence {
                 start_sequence: seen + 1,
             },
         };
@@ -263,7 +285,13 @@ impl Store {
             .map_err(|e| e.to_string())?;
         let pending = consumer.cached_info().num_pending;
         let messages = consumer.messages().await.map_err(|e| e.to_string())?;
-        Ok((messages, pending))
+        let chunks = messages.ready_chunks(CHUNK).map(|chunk| {
+            chunk
+                .into_iter()
+                .map(|m| m.map_err(|e| e.to_string()).and_then(|m| self.entry_of(m)))
+                .collect()
+        });
+        Ok((Box::pin(chunks), pending))
     }
 
     /// A bucket stream message as the KV entry it stands for.

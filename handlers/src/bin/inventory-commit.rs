@@ -1,39 +1,30 @@
-//! `inventory.commit`: marks a reservation's stock as sold (`reserved`
-//! drops), for an operator. Idempotent. Allowed only for a completed order
-//! (the worker would do the same), so what is sold is what was delivered.
+//! `inventory.commit`: marks an order's (or a hold's) stock as sold
+//! (`reserved` drops). For an order that means completing it, allowed only
+//! from CONFIRMED: the order's status and its products' counts move in one
+//! atomic write (`settle.rs`), grouped with the commits that arrive
+//! together. Idempotent. `orders.update-status` reaches it for COMPLETED,
+//! an operator by `nats req`.
 
-use oms_handlers::model::{order_key, Order, Reservation, ReservationState};
-use oms_handlers::settle::{settle, Settle};
-use oms_handlers::status::Status;
-use oms_handlers::{contract, run, Ctx, Problem};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Commit {
-    order_id: String,
-}
+use oms_handlers::group::{Books, Decision, Group};
+use oms_handlers::model::Reservation;
+use oms_handlers::settle::{self, Settle, SettleRequest};
+use oms_handlers::{contract, run_with, Ctx, Problem};
+use std::sync::Arc;
 
 fn main() {
-    run(&contract::INVENTORY_COMMIT, commit)
+    let group = |app: &Arc<oms_runtime::App>| {
+        std::future::ready(Group::new(app.store.clone(), settle::reads, decide))
+    };
+    run_with(&contract::INVENTORY_COMMIT, group, commit)
 }
 
-async fn commit(ctx: Ctx, req: Commit) -> Result<Reservation, Problem> {
-    let order = ctx.store.get::<Order>(&order_key(&req.order_id)).await?;
-    if order.is_none_or(|o| o.value.status != Status::Completed) {
-        return Err(Problem::conflict(
-            "order-not-completed",
-            format!(
-                "order {} is not COMPLETED; only sold stock is committed",
-                req.order_id
-            ),
-        ));
-    }
-    settle(
-        &ctx.store,
-        &req.order_id,
-        Settle::Commit,
-        &[ReservationState::Held],
-    )
-    .await
+async fn commit(
+    ctx: Ctx<Arc<Group<SettleRequest, Reservation>>>,
+    request: SettleRequest,
+) -> Result<Reservation, Problem> {
+    ctx.state.submit(request).await
+}
+
+fn decide(books: &Books, request: &SettleRequest, now: &str) -> Decision<Reservation> {
+    settle::decide(books, request, now, Settle::Commit)
 }

@@ -1,38 +1,30 @@
-//! `inventory.release`: returns a reservation's stock to `quantity`, for an
-//! operator. Idempotent. Allowed when the order was cancelled (the worker
-//! would do the same) or was never stored (the order id is then sealed, as a
-//! hold's expiry does); an open order keeps its stock: cancel it instead.
+//! `inventory.release`: gives an order's (or a hold's) stock back to
+//! `quantity`. For an order that means cancelling it: the order's status and
+//! its products' counts move in one atomic write (`settle.rs`), grouped with
+//! the releases that arrive together. Idempotent: a released order or hold
+//! is answered as it is. `orders.update-status` reaches it for CANCELLED,
+//! `inventory-holds` for expired holds, an operator by `nats req`.
 
-use oms_handlers::model::{order_key, Order, Reservation, ReservationState};
-use oms_handlers::settle::{settle, Settle};
-use oms_handlers::status::Status;
-use oms_handlers::{contract, run, Ctx, Problem};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Release {
-    order_id: String,
-}
+use oms_handlers::group::{Books, Decision, Group};
+use oms_handlers::model::Reservation;
+use oms_handlers::settle::{self, Settle, SettleRequest};
+use oms_handlers::{contract, run_with, Ctx, Problem};
+use std::sync::Arc;
 
 fn main() {
-    run(&contract::INVENTORY_RELEASE, release)
+    let group = |app: &Arc<oms_runtime::App>| {
+        std::future::ready(Group::new(app.store.clone(), settle::reads, decide))
+    };
+    run_with(&contract::INVENTORY_RELEASE, group, release)
 }
 
-async fn release(ctx: Ctx, req: Release) -> Result<Reservation, Problem> {
-    let how = match ctx.store.get::<Order>(&order_key(&req.order_id)).await? {
-        None => Settle::Expire,
-        Some(order) if order.value.status == Status::Cancelled => Settle::Release,
-        Some(order) => {
-            return Err(Problem::conflict(
-                "order-open",
-                format!(
-                    "order {} is {}; cancel it to release its stock",
-                    req.order_id,
-                    order.value.status.as_str()
-                ),
-            ))
-        }
-    };
-    settle(&ctx.store, &req.order_id, how, &[ReservationState::Held]).await
+async fn release(
+    ctx: Ctx<Arc<Group<SettleRequest, Reservation>>>,
+    request: SettleRequest,
+) -> Result<Reservation, Problem> {
+    ctx.state.submit(request).await
+}
+
+fn decide(books: &Books, request: &SettleRequest, now: &str) -> Decision<Reservation> {
+    settle::decide(books, request, now, Settle::Release)
 }

@@ -1,48 +1,42 @@
 //! `inventory.reserve`: holds every item of an order, or none.
 //!
-//! Requests that arrive together are decided together (group commit): one
-//! task per instance takes every waiting request, reads the products they
-//! name once, decides each request in arrival order against that state,
-//! and writes the outcome as one atomic batch. Sixty-four buyers of one
-//! product then cost one product write, not sixty-four that retry into
-//! each other.
+//! With a `customerId` (how `orders.create` calls it) the order is stored
+//! PENDING in the same atomic write that takes its stock: an order and its
+//! hold are one record, so no hold can outlive a crash without its order,
+//! and nothing has to finish the change later. Without one (an operator's
+//! or a cart's hold) the stock is held under `reservation.<orderId>`, which
+//! `inventory-holds` releases when it outlives `OMS_HOLD_TTL`.
 //!
+//! Requests that arrive together are decided together (`group.rs`): one
+//! read of the products they name, one atomic batch for all of them.
 //! Why the invariants hold (DESIGN §8):
-//! - No oversell: each product is written compare-and-set on the revision
-//!   its stock was read at, so stock that two instances (or groups) both
-//!   saw cannot be spent twice; the loser's whole group is re-read and
-//!   decided again. Within a group, requests are decided one after another
-//!   on the same running counts.
-//! - All or nothing: a request's products and its `reservation.<orderId>`
-//!   are in one atomic batch; the server applies every write or none.
-//! - Exactly once: `reservation.<orderId>` must be absent for the batch to
-//!   commit, so a replay (or a racing duplicate) cannot decrement again; it
-//!   finds the reservation and gets it back.
-//! - Orphans: a reservation whose order is never stored is released by
-//!   `inventory-events` after `OMS_HOLD_TTL`.
+//! - No oversell: each request is decided against the running counts of
+//!   its group, and each product is written compare-and-set on the revision
+//!   it was read at; a group that lost a race is read and decided again.
+//! - All or nothing: a request's products and its order (or hold) are in
+//!   one atomic batch, and `decide` accepts all of its items or none.
+//! - Exactly once: the order (or hold) key must be absent for the batch to
+//!   commit, so a replay cannot take stock again; it finds the order and
+//!   gets it back.
 
-use futures::future::try_join_all;
-use oms_handlers::model::{check_distinct, product_key, reservation_key, total, Item, PricedItem};
-use oms_handlers::model::{Product, Reservation, ReservationState};
-use oms_handlers::{contract, run_with, Ctx, Problem, Write};
-use oms_runtime::{time, FieldError, Store, StoreError};
+use oms_handlers::group::{Books, Decision, Group, Key, Read, Record};
+use oms_handlers::model::ReservationState;
+use oms_handlers::model::{check_distinct, total, Item, Order, PricedItem, Reservation};
+use oms_handlers::money::{Cents, MAX_CENTS};
+use oms_handlers::status::Status;
+use oms_handlers::{contract, run_with, Ctx, Problem};
+use oms_runtime::FieldError;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
-/// A batch may hold 1000 messages; a group stays well below.
-const MAX_GROUP_WRITES: usize = 900;
-/// How long a group keeps retrying lost races before giving up (callers
-/// wait 5 s).
-const RETRY_FOR: Duration = Duration::from_secs(4);
-
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Reserve {
     order_id: String,
     items: Vec<Item>,
+    /// Store the order for this customer in the same write.
+    #[serde(default)]
+    customer_id: Option<String>,
 }
 
 /// One short item in a 409.
@@ -54,215 +48,119 @@ struct Shortage {
     available: u64,
 }
 
-type Outcome = Result<Reservation, Problem>;
-
-struct Waiting {
-    request: Reserve,
-    reply: oneshot::Sender<Outcome>,
-}
-
-/// The requests waiting for the next group, and whether a group is running.
-struct Groups {
-    store: Store,
-    state: Mutex<(Vec<Waiting>, bool)>,
-}
+type Reservations = Group<Reserve, Reservation>;
 
 fn main() {
-    let groups = |app: &Arc<oms_runtime::App>| {
-        std::future::ready(Groups {
-            store: app.store.clone(),
-            state: Mutex::default(),
-        })
+    let group = |app: &Arc<oms_runtime::App>| {
+        std::future::ready(Group::new(app.store.clone(), reads, decide))
     };
-    run_with(&contract::INVENTORY_RESERVE, groups, reserve)
+    run_with(&contract::INVENTORY_RESERVE, group, reserve)
 }
 
-async fn reserve(ctx: Ctx<Groups>, request: Reserve) -> Outcome {
+async fn reserve(ctx: Ctx<Arc<Reservations>>, request: Reserve) -> Result<Reservation, Problem> {
     check_distinct(&request.items)?;
-    let (reply, outcome) = oneshot::channel();
-    let start = {
-        let mut state = ctx.state.state.lock().unwrap();
-        state.0.push(Waiting { request, reply });
-        !std::mem::replace(&mut state.1, true)
-    };
-    if start {
-        tokio::spawn(run_groups(ctx.state.clone()));
-    }
-    outcome
-        .await
-        .unwrap_or_else(|_| Err(Problem::internal("the reservation group ended")))
+    ctx.state.submit(request).await
 }
 
-/// Decides groups until nobody waits.
-async fn run_groups(groups: Arc<Groups>) {
-    loop {
-        let group = {
-            let mut state = groups.state.lock().unwrap();
-            if state.0.is_empty() {
-                state.1 = false;
-                return;
-            }
-            let mut writes = 0;
-            let take = state
-                .0
-                .iter()
-                .take_while(|w| {
-                    writes += w.request.items.len() + 1;
-                    writes <= MAX_GROUP_WRITES
-                })
-                .count()
-                .max(1);
-            state.0.drain(..take).collect::<Vec<_>>()
-        };
-        let requests: Vec<_> = group.iter().map(|w| &w.request).collect();
-        let started = Instant::now();
-        let outcomes = decide_group(&groups.store, &requests).await;
-        tracing::debug!(
-            size = requests.len(),
-            micros = started.elapsed().as_micros() as u64,
-            "group decided"
-        );
-        for (waiting, outcome) in group.into_iter().zip(outcomes) {
-            let _ = waiting.reply.send(outcome);
-        }
-    }
-}
-
-/// Decides and writes a group, again from fresh reads whenever another
-/// writer moved one of its keys first.
-async fn decide_group(store: &Store, requests: &[&Reserve]) -> Vec<Outcome> {
-    let started = Instant::now();
-    for attempt in 0u32.. {
-        // The first try assumes new order ids (the common case) and skips
-        // reading their reservations; a replay then loses the race and the
-        // next try reads them.
-        match try_group(store, requests, attempt > 0).await {
-            Ok(outcomes) => return outcomes,
-            Err(Lost::Race) if started.elapsed() < RETRY_FOR => {
-                let jitter = u64::from(nuid::next().as_bytes()[0]) % 50;
-                let pause = 20 * u64::from(attempt.min(25)) + jitter;
-                tokio::time::sleep(Duration::from_micros(pause)).await;
-            }
-            Err(Lost::Race) => {
-                let lost = Problem::conflict("concurrent-update", "stock kept changing; try again");
-                return requests.iter().map(|_| Err(lost.clone())).collect();
-            }
-            Err(Lost::Failed(problem)) => {
-                return requests.iter().map(|_| Err(problem.clone())).collect()
-            }
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-enum Lost {
-    Race,
-    Failed(Problem),
-}
-
-impl From<Problem> for Lost {
-    fn from(problem: Problem) -> Lost {
-        Lost::Failed(problem)
-    }
-}
-
-async fn try_group(
-    store: &Store,
-    requests: &[&Reserve],
-    read_existing: bool,
-) -> Result<Vec<Outcome>, Lost> {
-    let reservation_keys: Vec<_> = requests
+/// Its products, and the key it would create: for a new order id (the
+/// common case) that key is assumed absent, not read.
+fn reads(_: &Books, request: &Reserve) -> Vec<Read> {
+    let id = || request.order_id.clone();
+    let mut reads: Vec<_> = request
+        .items
         .iter()
-        .map(|r| reservation_key(&r.order_id))
+        .map(|i| Read::key(Key::Product(i.product_id.clone())))
         .collect();
-    let existing = if read_existing {
-        try_join_all(
-            reservation_keys
-                .iter()
-                .map(|k| store.read::<Reservation>(k)),
-        )
-        .await?
-    } else {
-        let absent = || oms_runtime::Slot {
-            value: None,
-            revision: 0,
-        };
-        reservation_keys.iter().map(|_| absent()).collect()
-    };
-    let mut product_ids: Vec<&str> = requests
-        .iter()
-        .flat_map(|r| r.items.iter().map(|i| i.product_id.as_str()))
-        .collect();
-    product_ids.sort_unstable();
-    product_ids.dedup();
-    let product_keys: Vec<_> = product_ids.iter().map(|id| product_key(id)).collect();
-    let slots = try_join_all(product_keys.iter().map(|k| store.read::<Product>(k))).await?;
-    // Running counts: what each product looks like after the requests so far.
-    let mut products: BTreeMap<&str, (Option<Product>, u64, bool)> = product_ids
-        .iter()
-        .zip(slots)
-        .map(|(id, slot)| (*id, (slot.value, slot.revision, false)))
-        .collect();
+    match request.customer_id {
+        Some(_) => reads.push(Read::fresh(Key::Order(id()))),
+        // Operator holds are rare: read whether the id is an order's too.
+        None => reads.extend([Read::key(Key::Order(id())), Read::fresh(Key::Hold(id()))]),
+    }
+    reads
+}
 
-    let now = time::now();
-    let mut writes = Vec::new();
-    let mut decided: HashMap<&str, usize> = HashMap::new();
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(requests.len());
-    for (i, request) in requests.iter().enumerate() {
-        // Already reserved (a replay), or asked twice in this very group.
-        let earlier = existing[i].value.clone().map(Ok).or_else(|| {
-            decided
-                .get(request.order_id.as_str())
-                .map(|&j| outcomes[j].clone())
+/// One request against the group's running books: all items or none.
+fn decide(books: &Books, request: &Reserve, now: &str) -> Decision<Reservation> {
+    let id = &request.order_id;
+    let earlier = books
+        .order(id)
+        .map(Reservation::of_order)
+        .or_else(|| books.hold(id).cloned());
+    if let Some(earlier) = earlier {
+        return replay(earlier, request);
+    }
+    if let Err(problem) = check_stock(books, request) {
+        return Decision::Refuse(problem);
+    }
+    let mut changes = Vec::with_capacity(request.items.len() + 1);
+    let mut items = Vec::with_capacity(request.items.len());
+    for item in &request.items {
+        let mut product = books.product(&item.product_id).expect("checked").clone();
+        product.quantity -= item.quantity;
+        product.reserved += item.quantity;
+        product.updated_at = now.to_string();
+        items.push(PricedItem {
+            product_id: item.product_id.clone(),
+            quantity: item.quantity,
+            price: product.price,
         });
-        if let Some(earlier) = earlier {
-            outcomes.push(match earlier {
-                Ok(held) if held.holds_same(&request.items) => Ok(held),
-                Ok(_) => Err(Problem::conflict(
-                    "order-id-reused",
-                    format!("order {} already holds other items", request.order_id),
-                )),
-                Err(problem) => Err(problem),
-            });
-            continue;
-        }
-        decided.insert(&request.order_id, i);
-        let outcome = decide(request, &mut products, &now);
-        if let Ok(reservation) = &outcome {
-            writes.push(Write::json(
-                &reservation_keys[i],
-                reservation,
-                existing[i].revision,
-            ));
-        }
-        outcomes.push(outcome);
+        changes.push(Record::Product(product));
     }
-    for (key, (product, revision, touched)) in product_keys.iter().zip(products.values()) {
-        if let (Some(product), true) = (product, touched) {
-            writes.push(Write::json(key.as_str(), product, *revision));
+    let Some(total_amount) = checked_total(&items) else {
+        return Decision::Refuse(too_expensive());
+    };
+    let reservation = match &request.customer_id {
+        Some(customer_id) => {
+            let order = Order {
+                id: id.clone(),
+                customer_id: customer_id.clone(),
+                items,
+                status: Status::Pending,
+                previous_status: None,
+                total_amount,
+                created_at: now.to_string(),
+                updated_at: now.to_string(),
+            };
+            changes.push(Record::Order(order.clone()));
+            Reservation::of_order(&order)
         }
-    }
-    if writes.is_empty() {
-        return Ok(outcomes);
-    }
-    match store.apply(&writes).await {
-        Ok(_) => Ok(outcomes),
-        Err(StoreError::Conflict) => Err(Lost::Race),
-        Err(err) => Err(Lost::Failed(err.into())),
+        None => {
+            let hold = Reservation {
+                order_id: id.clone(),
+                items,
+                total_amount,
+                state: ReservationState::Held,
+                created_at: now.to_string(),
+                updated_at: now.to_string(),
+                order: None,
+            };
+            changes.push(Record::Hold(hold.clone()));
+            hold
+        }
+    };
+    Decision::Accept(reservation, changes)
+}
+
+/// The same request again gets the same reservation; other items under a
+/// used id are a 409.
+fn replay(earlier: Reservation, request: &Reserve) -> Decision<Reservation> {
+    if earlier.holds_same(&request.items) {
+        Decision::Accept(earlier, Vec::new())
+    } else {
+        Decision::Refuse(Problem::conflict(
+            "order-id-reused",
+            format!("order {} already holds other items", request.order_id),
+        ))
     }
 }
 
-/// One request against the running counts: all items or none.
-fn decide(
-    request: &Reserve,
-    products: &mut BTreeMap<&str, (Option<Product>, u64, bool)>,
-    now: &str,
-) -> Outcome {
+/// 422 for unknown products, else 409 for every short item.
+fn check_stock(books: &Books, request: &Reserve) -> Result<(), Problem> {
     let unknown: Vec<_> = request
         .items
         .iter()
         .enumerate()
-        .filter(|(_, item)| products[item.product_id.as_str()].0.is_none())
+        .filter(|(_, item)| books.product(&item.product_id).is_none())
         .map(|(i, item)| FieldError {
             pointer: format!("/items/{i}/productId"),
             message: format!("unknown product {}", item.product_id),
@@ -274,12 +172,7 @@ fn decide(
         problem.errors = unknown;
         return Err(problem);
     }
-    let available = |item: &Item| {
-        products[item.product_id.as_str()]
-            .0
-            .as_ref()
-            .map_or(0, |p| p.quantity)
-    };
+    let available = |item: &Item| books.product(&item.product_id).map_or(0, |p| p.quantity);
     let short: Vec<_> = request
         .items
         .iter()
@@ -290,34 +183,154 @@ fn decide(
             available: available(item),
         })
         .collect();
-    if !short.is_empty() {
-        return Err(
+    if short.is_empty() {
+        Ok(())
+    } else {
+        Err(
             Problem::conflict("insufficient-stock", "not enough stock for every item")
                 .with("items", short),
+        )
+    }
+}
+
+/// The total, if it stays within the range money is kept in (the largest
+/// price): past it a stored amount could not be read back exactly.
+fn checked_total(items: &[PricedItem]) -> Option<Cents> {
+    let total = total(items);
+    (total.0 <= MAX_CENTS).then_some(total)
+}
+
+fn too_expensive() -> Problem {
+    Problem::unprocessable(
+        "amount-too-large",
+        format!(
+            "the order's total passes the largest amount kept ({})",
+            Cents(MAX_CENTS).to_decimal()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_handlers::model::Product;
+
+    const NOW: &str = "2026-01-01T00:00:00.000Z";
+
+    fn product(id: &str, quantity: u64, cents: i64) -> (Record, u64) {
+        let product = Product {
+            product_id: id.into(),
+            quantity,
+            reserved: 0,
+            price: Cents(cents),
+            created_at: NOW.into(),
+            updated_at: NOW.into(),
+        };
+        (Record::Product(product), 7)
+    }
+
+    fn request(id: &str, items: &[(&str, u64)], customer: Option<&str>) -> Reserve {
+        Reserve {
+            order_id: id.into(),
+            items: items
+                .iter()
+                .map(|(p, q)| Item {
+                    product_id: p.to_string(),
+                    quantity: *q,
+                })
+                .collect(),
+            customer_id: customer.map(String::from),
+        }
+    }
+
+    fn accept(decision: Decision<Reservation>) -> (Reservation, Vec<Record>) {
+        match decision {
+            Decision::Accept(reply, changes) => (reply, changes),
+            Decision::Refuse(problem) => panic!("refused: {problem}"),
+        }
+    }
+
+    fn refuse(decision: Decision<Reservation>) -> Problem {
+        match decision {
+            Decision::Accept(..) => panic!("accepted"),
+            Decision::Refuse(problem) => problem,
+        }
+    }
+
+    #[test]
+    fn an_order_and_its_stock_are_one_change() {
+        let books = Books::with([product("A", 5, 250), product("B", 1, 100)]);
+        let req = request("o1", &[("A", 2), ("B", 1)], Some("c1"));
+        let (held, changes) = accept(decide(&books, &req, NOW));
+        assert_eq!(held.state, ReservationState::Held);
+        assert_eq!(held.total_amount, Cents(600));
+        let order = held.order.expect("the stored order");
+        assert_eq!(
+            (order.status, order.customer_id.as_str()),
+            (Status::Pending, "c1")
+        );
+        let counts: Vec<_> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Record::Product(p) => Some((p.product_id.as_str(), p.quantity, p.reserved)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(counts, [("A", 3, 2), ("B", 0, 1)]);
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c, Record::Order(o) if o.id == "o1")));
+    }
+
+    #[test]
+    fn one_short_item_refuses_the_whole_request() {
+        let books = Books::with([product("A", 5, 250), product("B", 1, 100)]);
+        let problem = refuse(decide(
+            &books,
+            &request("o1", &[("A", 2), ("B", 2)], None),
+            NOW,
+        ));
+        assert_eq!(problem.status, 409);
+        assert_eq!(problem.extensions["items"][0]["productId"], "B");
+        assert_eq!(problem.extensions["items"][0]["available"], 1);
+    }
+
+    #[test]
+    fn unknown_products_are_422_with_pointers() {
+        let books = Books::with([product("A", 5, 250)]);
+        let problem = refuse(decide(
+            &books,
+            &request("o1", &[("A", 1), ("Z", 1)], None),
+            NOW,
+        ));
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors[0].pointer, "/items/1/productId");
+    }
+
+    #[test]
+    fn requests_of_one_group_share_the_running_counts() {
+        let mut books = Books::with([product("A", 3, 100)]);
+        let (_, changes) = accept(decide(&books, &request("o1", &[("A", 2)], Some("c")), NOW));
+        books.apply(changes);
+        let problem = refuse(decide(&books, &request("o2", &[("A", 2)], Some("c")), NOW));
+        assert_eq!(problem.status, 409, "only 1 of 3 left");
+        // The same order again, even in the same group, is a replay.
+        let (again, changes) = accept(decide(&books, &request("o1", &[("A", 2)], Some("c")), NOW));
+        assert!(changes.is_empty());
+        assert_eq!(again.order.unwrap().id, "o1");
+        let reused = refuse(decide(&books, &request("o1", &[("A", 1)], Some("c")), NOW));
+        assert_eq!(reused.status, 409);
+    }
+
+    #[test]
+    fn a_total_past_the_money_range_is_refused_not_stored() {
+        let books = Books::with([product("A", 5, MAX_CENTS)]);
+        let (held, _) = accept(decide(&books, &request("o1", &[("A", 1)], Some("c")), NOW));
+        assert_eq!(held.total_amount, Cents(MAX_CENTS));
+        let problem = refuse(decide(&books, &request("o2", &[("A", 2)], Some("c")), NOW));
+        assert_eq!(
+            (problem.status, problem.kind.as_str()),
+            (422, "/problems/amount-too-large")
         );
     }
-    let mut items = Vec::with_capacity(request.items.len());
-    for item in &request.items {
-        let entry = products
-            .get_mut(item.product_id.as_str())
-            .expect("read above");
-        let product = entry.0.as_mut().expect("known above");
-        product.quantity -= item.quantity;
-        product.reserved += item.quantity;
-        product.updated_at = now.to_string();
-        entry.2 = true;
-        items.push(PricedItem {
-            product_id: item.product_id.clone(),
-            quantity: item.quantity,
-            price: product.price,
-        });
-    }
-    Ok(Reservation {
-        order_id: request.order_id.clone(),
-        total_amount: total(&items),
-        items,
-        state: ReservationState::Held,
-        created_at: now.to_string(),
-        updated_at: now.to_string(),
-    })
 }

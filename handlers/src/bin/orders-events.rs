@@ -1,16 +1,13 @@
-//! `orders-events`: change data capture from the order keys to `OMS_EVENTS`.
-//!
-//! A durable consumer reads every revision of `order.*` from the bucket's
-//! stream and publishes the event it stands for, acknowledging only after
-//! `OMS_EVENTS` stored it. Killed at any moment, the unacknowledged
-//! revisions come again and their `Nats-Msg-Id` makes the stream drop the
-//! copies: every order change is published exactly once.
+//! `orders-events`: every revision of an order key becomes one event in
+//! `OMS_EVENTS` (`events.orders.created` or `events.orders.status-updated`),
+//! exactly once and in order, derived from the bucket's history by
+//! `derive.rs` — never written beside the order, so a handler that dies
+//! right after storing an order cannot lose its event.
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::HeaderMap;
+use async_nats::jetstream::kv;
+use oms_handlers::derive::{self, Derivation, Derived};
 use oms_handlers::events::{self, OrderEvent};
 use oms_handlers::model::Order;
-use oms_runtime::consumer::{consume, Ack};
 use std::time::Duration;
 
 fn main() {
@@ -20,57 +17,31 @@ fn main() {
             tracing::warn!(error = %err, "OMS_EVENTS not ready");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let config = pull::Config {
-            durable_name: Some("orders-events".into()),
-            description: Some("order key revisions -> OMS_EVENTS".into()),
-            filter_subject: format!("$KV.{}.order.>", app.store.bucket),
-            deliver_policy: DeliverPolicy::All,
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: Duration::from_secs(10),
-            max_ack_pending: 10_000,
-            ..Default::default()
+        let orders = Derivation {
+            pattern: "order.>",
+            stream: events::STREAM,
+            derive: order_event,
         };
-        consume(&js, &app.store.stream_name(), config, 64, |message| {
-            let js = js.clone();
-            async move {
-                let ack = publish(&js, &message).await;
-                (message, ack)
-            }
-        })
-        .await
+        derive::run(&app.store, orders).await
     })
 }
 
-async fn publish(
-    js: &async_nats::jetstream::Context,
-    message: &async_nats::jetstream::Message,
-) -> Ack {
-    let Ok(info) = message.info() else {
-        return Ack::Done;
-    };
-    let revision = info.stream_sequence;
-    // Deletes and purges of order keys carry no order.
-    let Ok(order) = serde_json::from_slice::<Order>(&message.payload) else {
-        return Ack::Done;
+/// The event an order revision stands for; deletes stand for none.
+fn order_event(entry: &kv::Entry) -> Option<Derived> {
+    if entry.operation != kv::Operation::Put {
+        return None;
+    }
+    let order = match serde_json::from_slice::<Order>(&entry.value) {
+        Ok(order) => order,
+        Err(err) => {
+            tracing::error!(key = %entry.key, error = %err, "not an order; no event");
+            return None;
+        }
     };
     let (subject, event) = OrderEvent::of(order);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "Nats-Msg-Id",
-        events::message_id(&event.order_id, revision).as_str(),
-    );
-    let body = serde_json::to_vec(&event).expect("events serialize");
-    match js.publish_with_headers(subject, headers, body.into()).await {
-        Ok(ack) => match ack.await {
-            Ok(_) => Ack::Done,
-            Err(err) => {
-                tracing::warn!(error = %err, "event not stored; will retry");
-                Ack::Retry(Duration::from_secs(1))
-            }
-        },
-        Err(err) => {
-            tracing::warn!(error = %err, "event not published; will retry");
-            Ack::Retry(Duration::from_secs(1))
-        }
-    }
+    Some(Derived {
+        subject: subject.to_string(),
+        msg_id: events::message_id(&event.order_id, entry.revision),
+        body: serde_json::to_vec(&event).expect("events serialize"),
+    })
 }

@@ -1,20 +1,32 @@
 //! `orders.update-status`: moves an order through the status machine
-//! (`status.rs`). One compare-and-set on the order: of two concurrent
-//! updates exactly one wins and the other gets 409. Setting the current
-//! status again writes nothing, so it emits no event. Stock follows from the
-//! event: `inventory-events` releases on CANCELLED and commits on COMPLETED.
+//! (`status.rs`). CONFIRMED moves no stock: one compare-and-set on the
+//! order. CANCELLED and COMPLETED move stock, so they are decided where
+//! stock is decided: `inventory.release` / `inventory.commit` write the
+//! order's new status and its products' counts in one atomic write.
+//!
+//! Of two concurrent updates exactly one wins: each names the revision it
+//! decided on, and the other gets 409. Setting the current status again
+//! writes nothing, so it emits no event.
 
-use oms_handlers::model::{order_key, Order};
+use oms_handlers::model::{order_key, Order, Reservation};
 use oms_handlers::status::{Status, Transition};
 use oms_handlers::{contract, run, Ctx, Problem, Write};
 use oms_runtime::{time, StoreError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateStatus {
     id: String,
     status: Status,
+}
+
+/// What `inventory.release` / `inventory.commit` are asked.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Settle<'a> {
+    order_id: &'a str,
+    expected_revision: u64,
 }
 
 fn main() {
@@ -42,21 +54,37 @@ async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
         }
         Transition::Allowed => {}
     }
+    let settle = Settle {
+        order_id: &req.id,
+        expected_revision: current.revision,
+    };
+    let settled: Reservation = match req.status {
+        Status::Cancelled => ctx.call(&contract::INVENTORY_RELEASE, &settle).await?,
+        Status::Completed => ctx.call(&contract::INVENTORY_COMMIT, &settle).await?,
+        Status::Pending | Status::Confirmed => return confirm(&ctx, order, current.revision).await,
+    };
+    settled
+        .order
+        .filter(|o| o.id == req.id)
+        .ok_or_else(|| Problem::internal(format!("the settle of {} named no order", req.id)))
+}
+
+async fn confirm(ctx: &Ctx, order: Order, revision: u64) -> Result<Order, Problem> {
     let updated = Order {
         previous_status: Some(order.status),
-        status: req.status,
+        status: Status::Confirmed,
         updated_at: time::now(),
         ..order
     };
-    match ctx
-        .store
-        .apply(&[Write::json(&key, &updated, current.revision)])
-        .await
-    {
+    let write = Write::json(order_key(&updated.id), &updated, revision);
+    match ctx.store.apply(&[write]).await {
         Ok(_) => Ok(updated),
         Err(StoreError::Conflict) => Err(Problem::conflict(
             "concurrent-update",
-            format!("order {} was changed concurrently; read it again", req.id),
+            format!(
+                "order {} was changed concurrently; read it again",
+                updated.id
+            ),
         )),
         Err(err) => Err(err.into()),
     }
