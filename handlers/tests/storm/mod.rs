@@ -5,6 +5,7 @@
 
 use async_nats::jetstream;
 use futures::StreamExt;
+use oms_handlers::model::keyed_order_id;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,21 +14,36 @@ use testkit::{eventually, try_request, Stack};
 
 const PRODUCTS: usize = 5;
 const STOCK: u64 = 400;
-const VICTIMS: [&str; 3] = ["orders-create", "inventory-reserve", "inventory-events"];
+/// Every process that writes state or derives events.
+const VICTIMS: [&str; 7] = [
+    "orders-create",
+    "inventory-reserve",
+    "inventory-release",
+    "inventory-commit",
+    "orders-update-status",
+    "orders-events",
+    "inventory-holds",
+];
+/// How long a client keeps retrying one request before the test fails.
+const GIVE_UP: Duration = Duration::from_secs(90);
 
 /// Every service and worker the storm runs, two of the ones it kills.
-pub const SERVICES: [&str; 8] = [
+pub const SERVICES: [&str; 12] = [
     "inventory-add-stock",
     "inventory-get",
     "orders-create",
     "orders-create",
     "inventory-reserve",
     "inventory-reserve",
+    "inventory-release",
+    "inventory-release",
+    "inventory-commit",
+    "orders-update-status",
     "orders-update-status",
     "orders-get",
 ];
 
-/// Holds run out after 2 s, so orphans are released within the test.
+/// Holds made without an order run out after 2 s, within the test.
 pub const ENV: [(&str, &str); 1] = [("OMS_HOLD_TTL", "2")];
 
 /// What happens to NATS itself halfway through the storm.
@@ -53,18 +69,56 @@ impl Rng {
 
 #[derive(Default)]
 struct Outcome {
-    /// Orders a client got a 2xx for.
-    created: HashSet<String>,
+    /// Order id -> the status its client last set (PENDING if none).
+    created: BTreeMap<String, String>,
+    /// Idempotency keys that were refused, and how.
+    refused: BTreeMap<String, u16>,
     statuses: BTreeMap<u16, usize>,
-    timeouts: usize,
+    /// Requests that had to be sent again (no answer, 503, 504).
+    retries: usize,
+    holds: usize,
+}
+
+/// Sends `body` until it gets an answer that decides it (anything but no
+/// answer, 503 or 504), as a client holding an idempotency key would.
+async fn until_decided(
+    client: &async_nats::Client,
+    subject: &str,
+    body: &Value,
+    outcome: &Mutex<Outcome>,
+) -> testkit::Reply {
+    let give_up = Instant::now() + GIVE_UP;
+    loop {
+        let reply = try_request(client, subject, body.to_string(), Duration::from_secs(20)).await;
+        match reply {
+            Ok(reply) if !matches!(reply.status, 503 | 504) => {
+                *outcome
+                    .lock()
+                    .unwrap()
+                    .statuses
+                    .entry(reply.status)
+                    .or_default() += 1;
+                return reply;
+            }
+            other => {
+                outcome.lock().unwrap().retries += 1;
+                assert!(
+                    Instant::now() < give_up,
+                    "{subject} {body}: still undecided after {GIVE_UP:?}: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 /// Runs the storm for `length` on `stack` (started with [`SERVICES`] and
 /// [`ENV`]) and checks the books afterwards.
 pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
+    // Two event derivers: they race for the chain the whole time.
     stack.spawn("orders-events");
-    stack.spawn("inventory-events");
-    stack.spawn("inventory-events");
+    stack.spawn("orders-events");
+    stack.spawn("inventory-holds");
     for p in 0..PRODUCTS {
         let reply = stack
             .request(
@@ -83,7 +137,9 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
             let outcome = outcome.clone();
             tokio::spawn(async move {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (task + 1));
+                let mut n = 0;
                 while Instant::now() < deadline {
+                    n += 1;
                     let first = rng.next(PRODUCTS as u64);
                     let mut items = vec![
                         json!({"productId": format!("P{first}"), "quantity": 1 + rng.next(3)}),
@@ -94,48 +150,36 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
                             json!({"productId": format!("P{second}"), "quantity": 1 + rng.next(2)}),
                         );
                     }
-                    let body =
-                        json!({"customerId": format!("c{task}"), "items": items}).to_string();
-                    let reply =
-                        try_request(&client, "orders.create", body, Duration::from_secs(20)).await;
-                    let id = match reply {
-                        Ok(reply) => {
-                            let mut o = outcome.lock().unwrap();
-                            *o.statuses.entry(reply.status).or_default() += 1;
-                            if reply.status != 200 {
-                                continue;
-                            }
-                            let id = reply.body["id"].as_str().unwrap().to_string();
-                            o.created.insert(id.clone());
-                            id
-                        }
-                        Err(_) => {
-                            outcome.lock().unwrap().timeouts += 1;
-                            continue;
-                        }
-                    };
+                    let key = format!("storm-{task}-{n}");
+                    if rng.next(10) == 0 {
+                        // A hold without an order, left to expire.
+                        let hold = json!({"orderId": key, "items": items});
+                        let reply = until_decided(&client, "inventory.reserve", &hold, &outcome).await;
+                        assert!(matches!(reply.status, 200 | 409), "{:?}", reply.body);
+                        outcome.lock().unwrap().holds += 1;
+                        continue;
+                    }
+                    let body = json!({"customerId": format!("c{task}"), "items": items, "idempotencyKey": key});
+                    let reply = until_decided(&client, "orders.create", &body, &outcome).await;
+                    if reply.status != 200 {
+                        outcome.lock().unwrap().refused.insert(key, reply.status);
+                        continue;
+                    }
+                    let id = reply.body["id"].as_str().unwrap().to_string();
+                    assert_eq!(id, keyed_order_id(&key), "the key names the order");
+                    outcome.lock().unwrap().created.insert(id.clone(), "PENDING".into());
                     let path: &[&str] = match rng.next(3) {
                         0 => &["CONFIRMED", "COMPLETED"],
                         1 => &["CANCELLED"],
                         _ => &[],
                     };
                     for status in path {
-                        let body = json!({"id": id, "status": status}).to_string();
-                        if let Ok(reply) = try_request(
-                            &client,
-                            "orders.update-status",
-                            body,
-                            Duration::from_secs(20),
-                        )
-                        .await
-                        {
-                            *outcome
-                                .lock()
-                                .unwrap()
-                                .statuses
-                                .entry(reply.status)
-                                .or_default() += 1;
-                        }
+                        let body = json!({"id": id, "status": status});
+                        let reply =
+                            until_decided(&client, "orders.update-status", &body, &outcome).await;
+                        // One client per order: every step succeeds, retried or not.
+                        assert_eq!(reply.status, 200, "{id} -> {status}: {:?}", reply.body);
+                        outcome.lock().unwrap().created.insert(id.clone(), status.to_string());
                     }
                 }
             })
@@ -166,20 +210,16 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
     assert!(restarted);
     let outcome = Arc::try_unwrap(outcome).ok().unwrap().into_inner().unwrap();
     eprintln!(
-        "storm: {} orders created, statuses {:?}, {} timeouts",
+        "storm: {} orders, {} refused, {} holds, answers {:?}, {} requests sent again",
         outcome.created.len(),
+        outcome.refused.len(),
+        outcome.holds,
         outcome.statuses,
-        outcome.timeouts
+        outcome.retries
     );
     assert!(
         !outcome.statuses.contains_key(&500),
         "a 500 was returned: {:?}",
-        outcome.statuses
-    );
-    // Status updates only name orders a client was told exist.
-    assert!(
-        !outcome.statuses.contains_key(&404),
-        "an order that was created read as absent: {:?}",
         outcome.statuses
     );
     assert!(
@@ -187,13 +227,13 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
         "the storm placed too few orders to prove anything"
     );
 
-    // After holds expire and every event is applied, the books balance.
+    // Holds expire and are released; then the books balance.
     let kv = jetstream::new(stack.client.clone())
         .get_key_value("oms")
         .await
         .unwrap();
     let mut last_problem = String::new();
-    let balanced = tokio::time::timeout(Duration::from_secs(90), async {
+    let balanced = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             match books(&kv).await {
                 Ok(()) => return,
@@ -205,19 +245,34 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
     .await;
     assert!(balanced.is_ok(), "the books never balanced: {last_problem}");
 
-    // Every order a client was told about exists.
+    // Each logical order exists exactly once, in the status its client
+    // last set; a refused one does not exist at all.
     let orders = read_prefix(&kv, "order.").await;
-    for id in &outcome.created {
+    let stored: BTreeMap<String, String> = orders
+        .values()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().into(),
+                o["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored, outcome.created,
+        "stored orders are exactly those created"
+    );
+    for key in outcome.refused.keys() {
         assert!(
-            orders.contains_key(&format!("order.{id}")),
-            "order {id} got a 2xx but is gone"
+            !stored.contains_key(&keyed_order_id(key)),
+            "refused {key} left an order"
         );
     }
 
-    // Every order revision has exactly one event, including across the storm.
-    // One watch over every revision of every order key (deletes excluded:
-    // a hold's expiry seals an order id, which is no order change).
+    // Every order revision has exactly one event: counted once the
+    // derivers have caught up with the last order revision, so no event
+    // can still come.
     let mut expected = HashSet::new();
+    let mut last_revision = 0;
     let mut revisions = kv.watch_from_revision("order.>", 1).await.unwrap();
     while let Some(entry) = revisions.next().await {
         let entry = entry.unwrap();
@@ -228,15 +283,24 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
                 entry.revision
             ));
         }
+        last_revision = last_revision.max(entry.revision);
         if entry.seen_current {
             break;
         }
     }
     assert!(expected.len() >= orders.len());
-    eventually(60, "every order revision has its event", || async {
-        let events = stack.stream_messages("OMS_EVENTS").await;
-        let ids: HashSet<_> = events.into_iter().map(|e| e.1).collect();
-        ids.is_superset(&expected)
+    let js = jetstream::new(stack.client.clone());
+    eventually(60, "the event derivers caught up", || async {
+        let Ok(events) = js.get_stream("OMS_EVENTS").await else {
+            return false;
+        };
+        let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
+            return false;
+        };
+        last.headers
+            .get("Oms-Revision")
+            .map(|v| v.as_str().to_string())
+            == Some(last_revision.to_string())
     })
     .await;
     let ids = stack
@@ -289,19 +353,11 @@ async fn books(kv: &jetstream::kv::Store) -> Result<(), String> {
             ));
         }
     }
-    // No reservation is still waiting for an order that never came.
-    for (key, reservation) in &reservations {
-        let id = &key["reservation.".len()..];
-        let state = reservation["state"].as_str().unwrap();
-        let order = orders.get(&format!("order.{id}"));
-        let want = match order.map(|o| o["status"].as_str().unwrap()) {
-            None => "RELEASED",
-            Some("COMPLETED") => "COMMITTED",
-            Some("CANCELLED") => "RELEASED",
-            Some(_) => "HELD",
-        };
-        if state != want {
-            return Err(format!("reservation {id} is {state}, want {want}"));
+    // Every hold made without an order ran out and was released.
+    for (key, hold) in &reservations {
+        let state = hold["state"].as_str().unwrap();
+        if state != "RELEASED" {
+            return Err(format!("{key} is {state} after its hold time"));
         }
     }
     Ok(())
