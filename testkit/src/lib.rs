@@ -233,6 +233,30 @@ impl Stack {
         self.procs.len() - 1
     }
 
+    /// Starts one instance with environment for it alone (e.g. `OMS_FAULTS`
+    /// to make just this one crash at a fault point).
+    pub fn spawn_with(&mut self, binary: &str, extra: &[(&str, &str)]) -> usize {
+        let mut env = self.server.service_env();
+        env.extend(self.env.iter().cloned());
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.procs.push(Proc::start(binary, &env));
+        self.procs.len() - 1
+    }
+
+    /// Waits until `procs[index]` has exited (at a fault point, say), or
+    /// panics after `secs`.
+    pub async fn wait_exit(&mut self, index: usize, secs: u64) {
+        let name = self.procs[index].name.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !self.procs[index].has_exited() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} did not exit within {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn wait_for(&self, service: &str, instances: usize) {
         wait_for_service(&self.client, service, instances).await;
     }
