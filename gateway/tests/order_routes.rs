@@ -8,7 +8,7 @@ use common::Gateway;
 use serde_json::{json, Value};
 use testkit::{eventually, request, Stack};
 
-const SERVICES: [&str; 7] = [
+const SERVICES: [&str; 9] = [
     "inventory-add-stock",
     "inventory-get",
     "inventory-reserve",
@@ -16,6 +16,8 @@ const SERVICES: [&str; 7] = [
     "orders-get",
     "orders-list",
     "orders-update-status",
+    "inventory-release",
+    "inventory-commit",
 ];
 
 async fn setup() -> (Stack, Gateway) {
