@@ -192,7 +192,6 @@ impl Books {
                     value: record.json().into(),
                     expected: slot.revision,
                     ttl: None,
-                    delete: false,
                 })
             })
             .collect()

@@ -672,3 +672,33 @@ async fn quiet_events(stack: &Stack) -> Vec<(String, String, Value)> {
     .await;
     stack.stream_messages("OMS_EVENTS").await
 }
+
+#[tokio::test]
+async fn the_money_edge_is_exact_or_a_clean_422() {
+    let stack = start(&[]).await;
+    // The largest price the schema takes, and one cent below it.
+    stack.add_stock("MAX", 5, 1_000_000_000_000.0).await;
+    stack.add_stock("NEAR", 8, 999_999_999_999.99).await;
+    let one = order(&stack, json!([{"productId": "MAX", "quantity": 1}])).await;
+    assert_eq!(one.status, 200, "{:?}", one.body);
+    assert_eq!(one.body["totalAmount"], 1_000_000_000_000.0);
+    let read = stack
+        .request("orders.get", &json!({"id": one.body["id"]}))
+        .await;
+    assert_eq!(read.body, one.body, "the largest total reads back exactly");
+    let before = stack.snapshot().await;
+    for items in [
+        json!([{"productId": "NEAR", "quantity": 2}]),
+        json!([{"productId": "MAX", "quantity": 1}, {"productId": "NEAR", "quantity": 1}]),
+    ] {
+        let refused = order(&stack, items).await;
+        assert_eq!(refused.status, 422, "{:?}", refused.body);
+        assert_eq!(refused.body["type"], "/problems/amount-too-large");
+    }
+    assert_eq!(
+        stack.snapshot().await,
+        before,
+        "a refused order holds nothing"
+    );
+    assert_eq!(product(&stack, "NEAR").await, (8, 0));
+}

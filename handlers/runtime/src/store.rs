@@ -82,8 +82,6 @@ pub struct Write {
     pub expected: u64,
     /// Per-message TTL: the key expires (leaving a delete marker) after it.
     pub ttl: Option<Duration>,
-    /// Write a delete marker instead of a value.
-    pub delete: bool,
 }
 
 impl Write {
@@ -93,18 +91,6 @@ impl Write {
             value: serde_json::to_vec(value).expect("values serialize").into(),
             expected,
             ttl: None,
-            delete: false,
-        }
-    }
-
-    /// Deletes the key (a KV delete marker), compare-and-set like any write.
-    pub fn delete(key: impl Into<String>, expected: u64) -> Self {
-        Write {
-            key: key.into(),
-            value: Bytes::new(),
-            expected,
-            ttl: None,
-            delete: true,
         }
     }
 }
@@ -414,9 +400,6 @@ impl Store {
                     header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
                     write.expected.to_string().as_str(),
                 );
-                if write.delete {
-                    headers.insert("KV-Operation", "DEL");
-                }
                 if let Some(ttl) = write.ttl {
                     headers.insert(
                         header::NATS_MESSAGE_TTL,

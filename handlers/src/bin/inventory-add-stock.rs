@@ -37,7 +37,7 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
     let Some(request_id) = &req.request_id else {
         let product = ctx
             .store
-            .modify(&key, |current| Ok(added(current, &req)))
+            .modify(&key, |current| added(current, &req))
             .await?;
         return Ok(product.value);
     };
@@ -55,7 +55,7 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
             };
         }
         let current = ctx.store.read::<Product>(&key).await?;
-        let product = added(current.value, &req);
+        let product = added(current.value, &req)?;
         let record = Applied {
             request: req.clone(),
             product: product.clone(),
@@ -75,15 +75,28 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
     }
 }
 
-fn added(current: Option<Product>, req: &AddStock) -> Product {
+/// Most units a product may count (available + reserved): the largest
+/// integer a JSON number carries exactly.
+const MAX_UNITS: u64 = 1 << 53;
+
+fn added(current: Option<Product>, req: &AddStock) -> Result<Product, Problem> {
     let now = time::now();
-    match current {
-        Some(product) => Product {
-            quantity: product.quantity + req.quantity,
-            price: req.price,
-            updated_at: now,
-            ..product
-        },
+    Ok(match current {
+        Some(product) => {
+            let quantity = product.quantity + req.quantity;
+            if quantity + product.reserved > MAX_UNITS {
+                return Err(Problem::conflict(
+                    "stock-limit",
+                    format!("{} would count more than {MAX_UNITS} units", req.product_id),
+                ));
+            }
+            Product {
+                quantity,
+                price: req.price,
+                updated_at: now,
+                ..product
+            }
+        }
         None => Product {
             product_id: req.product_id.clone(),
             quantity: req.quantity,
@@ -92,5 +105,37 @@ fn added(current: Option<Product>, req: &AddStock) -> Product {
             created_at: now.clone(),
             updated_at: now,
         },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(quantity: u64) -> AddStock {
+        AddStock {
+            product_id: "A".into(),
+            quantity,
+            price: Cents(100),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn adds_up_to_the_exact_limit_and_refuses_past_it() {
+        let first = added(None, &request(1_000)).unwrap();
+        assert_eq!((first.quantity, first.reserved), (1_000, 0));
+        let mut full = first.clone();
+        full.quantity = MAX_UNITS - 1_000;
+        full.reserved = 999;
+        assert_eq!(
+            added(Some(full.clone()), &request(1)).unwrap().quantity,
+            MAX_UNITS - 999
+        );
+        let refused = added(Some(full), &request(2)).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.kind.as_str()),
+            (409, "/problems/stock-limit")
+        );
     }
 }
