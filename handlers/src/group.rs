@@ -26,8 +26,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// A batch may hold 1000 messages; a group stays well below.
+/// A batch may hold 1000 messages; a group reads and writes fewer keys.
 const MAX_GROUP_KEYS: usize = 900;
+/// Most keys one batch writes (the server takes up to 1000).
+const MAX_BATCH: usize = 950;
 /// How long a group keeps retrying lost races before giving up (callers
 /// wait 5 s).
 const RETRY_FOR: Duration = Duration::from_secs(4);
@@ -168,6 +170,16 @@ impl Books {
             .map(|s| s.revision)
     }
 
+    /// How many keys the batch would write with `changes` applied too.
+    fn would_write(&self, changes: &[Record]) -> usize {
+        let changed = self.slots.values().filter(|s| s.changed).count();
+        let new = changes
+            .iter()
+            .filter(|c| !self.slots.get(&c.key()).is_some_and(|s| s.changed))
+            .count();
+        changed + new
+    }
+
     /// Applies one request's accepted change.
     pub fn apply(&mut self, changes: Vec<Record>) {
         for record in changes {
@@ -295,15 +307,23 @@ where
                 micros = started.elapsed().as_micros() as u64,
                 "group committed"
             );
+            let mut left = Vec::new();
             for (waiting, outcome) in group.into_iter().zip(outcomes) {
-                let _ = waiting.reply.send(outcome);
+                match outcome {
+                    Some(outcome) => drop(waiting.reply.send(outcome)),
+                    None => left.push(waiting),
+                }
             }
+            // What did not fit into this batch goes first in the next.
+            let mut queue = self.queue.lock().unwrap();
+            queue.waiting.splice(..0, left);
         }
     }
 
     /// Decides and writes a group, again from fresh reads whenever another
     /// writer moved one of its keys first.
-    async fn commit(&self, requests: &[&Req]) -> Vec<Outcome<Rep>> {
+    /// `None`: the request did not fit into the batch and waits for the next.
+    async fn commit(&self, requests: &[&Req]) -> Vec<Option<Outcome<Rep>>> {
         let started = Instant::now();
         for attempt in 0u32.. {
             match self.attempt(requests, attempt == 0).await {
@@ -318,14 +338,21 @@ where
                         Lost::Race => Problem::from(StoreError::Conflict),
                         Lost::Failed(problem) => problem,
                     };
-                    return requests.iter().map(|_| Err(problem.clone())).collect();
+                    return requests
+                        .iter()
+                        .map(|_| Some(Err(problem.clone())))
+                        .collect();
                 }
             }
         }
         unreachable!("the loop returns")
     }
 
-    async fn attempt(&self, requests: &[&Req], first: bool) -> Result<Vec<Outcome<Rep>>, Lost> {
+    async fn attempt(
+        &self,
+        requests: &[&Req],
+        first: bool,
+    ) -> Result<Vec<Option<Outcome<Rep>>>, Lost> {
         let mut books = Books::default();
         for _ in 0..MAX_READ_ROUNDS {
             let mut missing: Vec<Read> = requests
@@ -341,14 +368,26 @@ where
             read_into(&self.store, &mut books, missing, first).await?;
         }
         let now = time::now();
+        let mut full = false;
         let outcomes: Vec<_> = requests
             .iter()
-            .map(|request| match (self.decide)(&books, request, &now) {
-                Decision::Accept(reply, changes) => {
-                    books.apply(changes);
-                    Ok(reply)
+            .map(|request| {
+                if full {
+                    return None;
                 }
-                Decision::Refuse(problem) => Err(problem),
+                Some(match (self.decide)(&books, request, &now) {
+                    Decision::Accept(_, changes) if books.would_write(&changes) > MAX_BATCH => {
+                        // The first request of a group always fits: one
+                        // request writes at most 100 products and its order.
+                        full = true;
+                        return None;
+                    }
+                    Decision::Accept(reply, changes) => {
+                        books.apply(changes);
+                        Ok(reply)
+                    }
+                    Decision::Refuse(problem) => Err(problem),
+                })
             })
             .collect();
         let writes = books.writes();
@@ -418,5 +457,38 @@ async fn read_slot(store: &Store, key: &Key) -> Result<Slot, Problem> {
         Key::Product(_) => typed(store, key, Record::Product).await,
         Key::Order(_) => typed(store, key, Record::Order).await,
         Key::Hold(_) => typed(store, key, Record::Hold).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Cents;
+
+    fn product(id: &str) -> Record {
+        Record::Product(Product {
+            product_id: id.into(),
+            quantity: 1,
+            reserved: 0,
+            price: Cents(1),
+            created_at: String::new(),
+            updated_at: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_key_changed_twice_is_written_once_expecting_its_read_revision() {
+        let mut books = Books::with([(product("A"), 4)]);
+        assert_eq!(books.would_write(&[product("A"), product("B")]), 2);
+        books.apply(vec![product("A")]);
+        assert_eq!(books.revision(&Key::Product("A".into())), None, "changed");
+        assert_eq!(books.would_write(&[product("A")]), 1, "A is written once");
+        books.apply(vec![product("A"), product("B")]);
+        let writes = books.writes();
+        let expected: Vec<_> = writes
+            .iter()
+            .map(|w| (w.key.as_str(), w.expected))
+            .collect();
+        assert_eq!(expected, [("product.A", 4), ("product.B", 0)]);
     }
 }

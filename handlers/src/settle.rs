@@ -50,25 +50,28 @@ pub struct SettleRequest {
     pub expected_revision: Option<u64>,
 }
 
-/// The order and the hold under the id; then the products of whichever
-/// exists.
+/// The order under the id; if there is none, the hold; then the products
+/// of whichever exists.
 pub fn reads(books: &Books, request: &SettleRequest) -> Vec<Read> {
     let id = &request.order_id;
-    let mut reads = vec![
-        Read::key(Key::Order(id.clone())),
-        Read::key(Key::Hold(id.clone())),
-    ];
-    let items = match (books.order(id), books.hold(id)) {
-        (Some(order), _) => &order.items,
-        (None, Some(hold)) => &hold.items,
-        (None, None) => return reads,
+    let order = Key::Order(id.clone());
+    let hold = Key::Hold(id.clone());
+    let items = match (books.has(&order), books.order(id), books.has(&hold)) {
+        (false, _, _) => return vec![Read::key(order)],
+        (true, Some(order), _) => &order.items,
+        (true, None, false) => return vec![Read::key(order), Read::key(hold)],
+        (true, None, true) => match books.hold(id) {
+            Some(hold) => &hold.items,
+            None => return vec![Read::key(order), Read::key(hold)],
+        },
     };
-    reads.extend(
-        items
-            .iter()
-            .map(|i| Read::key(Key::Product(i.product_id.clone()))),
-    );
-    reads
+    let products = items
+        .iter()
+        .map(|i| Read::key(Key::Product(i.product_id.clone())));
+    std::iter::once(Read::key(order))
+        .chain(books.has(&hold).then(|| Read::key(hold)))
+        .chain(products)
+        .collect()
 }
 
 pub fn decide(
