@@ -80,8 +80,8 @@ impl Stack {
             path.display()
         );
         let mut command = Command::new(path);
-        // `BENCH_LOG` (e.g. `info`, with `OMS_TEST_LOGS=1` to see it) shows
-        // each request's handling time per binary.
+        // `BENCH_LOG` (e.g. `info`) shows each request's handling time per
+        // binary, in target/test-logs/bench-main/ (live with `OMS_TEST_LOGS=1`).
         command.env(
             "RUST_LOG",
             std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),

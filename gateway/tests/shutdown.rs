@@ -1,18 +1,107 @@
 //! SIGTERM under load: the gateway stops accepting, finishes what it
-//! accepted, and exits cleanly. "Every accepted request gets its answer" is
-//! checked two ways: slow requests in flight at the signal all get their
-//! 200, and the stock added equals the number of 201s the clients received
-//! (a request applied but left unanswered would make it larger).
+//! accepted, and exits cleanly.
+//!
+//! Every request sent ends in exactly one known way, counted per request:
+//! answered 2xx, or refused at the connection level before the gateway
+//! read it (its keep-alive connection closed with no byte of an answer, or
+//! a new connection refused). "Accepted" is checked three ways: every
+//! request the gateway's log says it handled is one its client got an
+//! answer for; the stock added equals the 201s received (a refused request
+//! that was applied would make it larger); slow requests in flight at the
+//! signal all get their 200.
 
 mod common;
 
 use common::{Conn, Gateway};
 use futures::StreamExt;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
 use std::time::{Duration, Instant};
-use testkit::{request, Stack};
+use testkit::{request, within, Stack};
+
+const CLIENTS: usize = 12;
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Answered,
+    /// Its keep-alive connection closed before any byte of an answer.
+    ClosedUnread,
+    /// A new connection was refused: the listener is closed.
+    ConnectRefused,
+}
+
+struct Sent {
+    id: String,
+    end: End,
+    at: Instant,
+}
+
+/// Adds one unit at a time over one keep-alive connection until the
+/// gateway closes it, then tries a new connection once.
+async fn load_client(addr: String, client: usize) -> Vec<Sent> {
+    let body = br#"{"productId":"load","quantity":1,"price":1}"#;
+    let mut sent = Vec::new();
+    let mut conn = Conn::open(&addr).await.expect("connects before the signal");
+    loop {
+        let id = format!("load-{client}-{}", sent.len());
+        let headers = [("Content-Type", "application/json"), ("X-Request-Id", &id)];
+        let end = match conn.send("POST", "/inventory", &headers, Some(body)).await {
+            Ok(response) => {
+                assert_eq!(response.status, 201, "{id}: {}", response.text());
+                End::Answered
+            }
+            Err(e) if conn.received() == 0 && closed(e.kind()) => End::ClosedUnread,
+            Err(e) => panic!(
+                "{id} ended in no known way: {e} after {} bytes of an answer",
+                conn.received()
+            ),
+        };
+        sent.push(Sent {
+            id,
+            end,
+            at: Instant::now(),
+        });
+        if end != End::Answered {
+            break;
+        }
+    }
+    let id = format!("load-{client}-{}", sent.len());
+    match Conn::open(&addr).await {
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => sent.push(Sent {
+            id,
+            end: End::ConnectRefused,
+            at: Instant::now(),
+        }),
+        Err(e) => panic!("{id}: connecting failed in no known way: {e}"),
+        Ok(_) => panic!("{id}: a new connection was accepted after the gateway closed one"),
+    }
+    sent
+}
+
+fn closed(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    )
+}
+
+/// Request ids with `prefix` that the gateway's log says it answered.
+fn handled(log: &str, prefix: &str) -> BTreeSet<String> {
+    let needle = format!("request_id={prefix}");
+    log.lines()
+        .filter(|line| line.contains(": answered "))
+        .filter_map(|line| {
+            let at = line.find(&needle)? + "request_id=".len();
+            let id = line[at..].split([' ', '}']).next()?;
+            Some(id.to_string())
+        })
+        .collect()
+}
 
 #[tokio::test]
 async fn sigterm_under_load_answers_every_accepted_request() {
@@ -49,58 +138,24 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         addr,
     } = gw;
 
-    // Load: keep-alive clients adding one unit at a time until their
-    // connection is closed on them.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..12)
-        .map(|_| {
-            let addr = addr.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut created = 0u64;
-                let mut conn = Conn::open(&addr).await.unwrap();
-                let body = br#"{"productId":"load","quantity":1,"price":1}"#;
-                while !stop.load(Ordering::Relaxed) {
-                    match conn
-                        .send(
-                            "POST",
-                            "/inventory",
-                            &[("Content-Type", "application/json")],
-                            Some(body),
-                        )
-                        .await
-                    {
-                        Ok(response) => {
-                            assert_eq!(response.status, 201, "{}", response.text());
-                            created += 1;
-                        }
-                        // Closed before this request was read: it was not
-                        // accepted, and must not have been applied.
-                        Err(_) => break,
-                    }
-                }
-                created
-            })
-        })
+    let load: Vec<_> = (0..CLIENTS)
+        .map(|client| tokio::spawn(load_client(addr.clone(), client)))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Slow requests, in flight when the signal arrives.
     let slow: Vec<_> = (0..8)
-        .map(|_| {
+        .map(|n| {
             let addr = addr.clone();
             tokio::spawn(async move {
                 let mut conn = Conn::open(&addr).await.unwrap();
+                let id = format!("slow-{n}");
+                let headers = [("Content-Type", "application/json"), ("X-Request-Id", &id)];
                 let body = br#"{"items":[{"productId":"load","quantity":1}]}"#;
                 let response = conn
-                    .send(
-                        "POST",
-                        "/inventory/check",
-                        &[("Content-Type", "application/json")],
-                        Some(body),
-                    )
+                    .send("POST", "/inventory/check", &headers, Some(body))
                     .await;
-                (response, Instant::now())
+                (id, response, Instant::now())
             })
         })
         .collect();
@@ -109,14 +164,14 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     let signalled = Instant::now();
     let exited = tokio::spawn(async move {
         let status = gateway.terminate().await;
-        (status, Instant::now())
+        (status, Instant::now(), gateway)
     });
 
     let mut last_answer = signalled;
     for task in slow {
-        let (response, at) = task.await.unwrap();
-        let response = response.expect("an in-flight request was cut off");
-        assert_eq!(response.status, 200, "{}", response.text());
+        let (id, response, at) = task.await.unwrap();
+        let response = response.unwrap_or_else(|e| panic!("{id}, in flight, was cut off: {e}"));
+        assert_eq!(response.status, 200, "{id}: {}", response.text());
         last_answer = last_answer.max(at);
     }
     assert!(
@@ -124,7 +179,7 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         "the slow requests were still in flight at the signal"
     );
 
-    let (status, exit_at) = exited.await.unwrap();
+    let (status, exit_at, gateway) = exited.await.unwrap();
     assert!(status.success(), "gateway exit: {status}");
     assert!(exit_at >= last_answer, "exited before answering");
     assert!(
@@ -132,13 +187,53 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         "shutdown took {:?}",
         exit_at - signalled
     );
-    stop.store(true, Ordering::Relaxed);
 
-    let mut answered = 1;
+    let mut sent = Vec::new();
     for task in load {
-        answered += task.await.unwrap();
+        sent.extend(
+            within(Duration::from_secs(10), "a load client ends", task)
+                .await
+                .unwrap(),
+        );
     }
-    assert!(answered > 0, "the load ran");
+    let count = |end: End| sent.iter().filter(|s| s.end == end).count();
+    let (answered, unread, refused) = (
+        count(End::Answered),
+        count(End::ClosedUnread),
+        count(End::ConnectRefused),
+    );
+    eprintln!(
+        "{} requests: {answered} answered, {unread} closed unread, {refused} connections refused",
+        sent.len()
+    );
+    assert_eq!(answered + unread + refused, sent.len());
+    assert_eq!(
+        refused, CLIENTS,
+        "each client ends with one refused connection"
+    );
+    assert!(
+        unread <= CLIENTS,
+        "at most one unread request per connection"
+    );
+    assert!(
+        answered >= CLIENTS,
+        "every client was answered before the signal"
+    );
+    for s in sent.iter().filter(|s| s.end != End::Answered) {
+        assert!(s.at > signalled, "{} was refused before the signal", s.id);
+    }
+
+    // Accepted means answered: the gateway handled exactly the requests
+    // whose clients got an answer, and no others.
+    let log = gateway.log();
+    let answered_ids: BTreeSet<String> = sent
+        .iter()
+        .filter(|s| s.end == End::Answered)
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(handled(&log, "load-"), answered_ids, "accepted vs answered");
+    assert_eq!(handled(&log, "slow-").len(), 8);
+    assert!(!log.contains("after the grace period"), "{log}");
     let product = request(
         &stack.client,
         "inventory.get",
@@ -146,8 +241,9 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     )
     .await;
     assert_eq!(
-        product.body["quantity"], answered,
-        "every applied request was answered"
+        product.body["quantity"],
+        1 + answered,
+        "every applied request was answered (1 is the seed)"
     );
 
     // Gone: new connections are refused.

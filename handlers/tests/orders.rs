@@ -382,7 +382,11 @@ async fn a_hold_without_an_order_is_released() {
         .get_key_value("oms")
         .await
         .unwrap();
-    assert!(kv.get(format!("reservation.{kept_id}")).await.unwrap().is_none());
+    assert!(kv
+        .get(format!("reservation.{kept_id}"))
+        .await
+        .unwrap()
+        .is_none());
     eventually(15, "orphan released", || async {
         product(&stack, "A").await == (9, 1)
     })

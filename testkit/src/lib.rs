@@ -2,11 +2,17 @@
 //! `nats-server.conf`) on ephemeral ports with a temp store, the real OMS
 //! binaries started against it, and a client that speaks to both the way
 //! the `nats` CLI does.
+//!
+//! Every wait here has a deadline and fails with a message: a test that
+//! hangs explains nothing. Every child's output is kept in
+//! `target/test-logs/<test binary>-<test>/` (see [`Proc`]).
 
+mod logs;
 mod process;
 mod server;
 
-pub use process::{binary, free_port, Proc};
+pub use logs::test_dir;
+pub use process::{binary, free_port, Proc, TERMINATE_LIMIT};
 pub use server::NatsServer;
 
 use async_nats::{Client, HeaderMap};
@@ -86,7 +92,7 @@ pub async fn request(client: &Client, subject: &str, body: &Value) -> Reply {
 
 /// Publishes a discovery request (`$SRV.PING`, `$SRV.INFO.name`, ...) with
 /// an inbox and collects every reply until 300 ms pass without one, as the
-/// `nats micro` commands do.
+/// `nats micro` commands do (10 s at most).
 pub async fn discover(client: &Client, subject: &str) -> Vec<Value> {
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await.expect("subscribe");
@@ -95,8 +101,13 @@ pub async fn discover(client: &Client, subject: &str) -> Vec<Value> {
         .await
         .expect("publish");
     let mut found = Vec::new();
-    while let Ok(Some(message)) =
-        tokio::time::timeout(Duration::from_millis(300), replies.next()).await
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(message)) = tokio::time::timeout(
+        Duration::from_millis(300)
+            .min(until.saturating_duration_since(tokio::time::Instant::now())),
+        replies.next(),
+    )
+    .await
     {
         // A "no responders" status arrives when nothing is subscribed yet.
         if message.status.is_some() || message.payload.is_empty() {
@@ -125,14 +136,18 @@ pub async fn wait_for_service(client: &Client, service: &str, instances: usize) 
     }
 }
 
-/// Polls `check` until it returns true, or panics with `what` after `secs`.
+/// Polls `check` until it returns true, or panics with `what` after `secs`
+/// (also when one check is still running then).
 pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
+    while !tokio::time::timeout_at(deadline, check())
+        .await
+        .unwrap_or(false)
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for: {what}"
@@ -141,7 +156,21 @@ where
     }
 }
 
-/// A nats-server with OMS binaries running against it.
+/// Runs `work`, or panics with `what` after `limit`.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not done in {limit:?}"))
+}
+
+/// A nats-server with OMS binaries running against it. Dropped after a
+/// passing test, it fails the test if a process ended or panicked without
+/// the test causing it (see [`Proc`]); after a failing one, it shows the
+/// end of every process's log.
 pub struct Stack {
     pub server: NatsServer,
     /// The other nodes when the stack runs on a cluster (`server` is node 0).
@@ -227,10 +256,7 @@ impl Stack {
     /// Starts one more instance of a binary; returns its index in `procs`.
     /// `env` comes last, so it may override where NATS is.
     pub fn spawn(&mut self, binary: &str) -> usize {
-        let mut env = self.server.service_env();
-        env.extend(self.env.iter().cloned());
-        self.procs.push(Proc::start(binary, &env));
-        self.procs.len() - 1
+        self.spawn_with(binary, &[])
     }
 
     /// Starts one instance with environment for it alone (e.g. `OMS_FAULTS`
@@ -257,8 +283,23 @@ impl Stack {
         }
     }
 
+    /// Waits until `instances` instances of `service` answer PING; fails at
+    /// once, with its log, when one of its processes has ended.
     pub async fn wait_for(&self, service: &str, instances: usize) {
-        wait_for_service(&self.client, service, instances).await;
+        let ended = async {
+            loop {
+                for proc in self.procs.iter().filter(|p| p.name == service) {
+                    if let Some(status) = proc.exit_status() {
+                        return format!("{service} ended ({status})\n{}", proc.report());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            _ = wait_for_service(&self.client, service, instances) => {}
+            why = ended => panic!("{why}"),
+        }
     }
 
     pub async fn request(&self, subject: &str, body: &Value) -> Reply {
@@ -278,6 +319,15 @@ impl Stack {
     /// Every key of the `oms` bucket with its revision: "nothing changed"
     /// means two snapshots are equal.
     pub async fn snapshot(&self) -> Vec<(String, u64)> {
+        within(
+            Duration::from_secs(60),
+            "snapshot of the bucket",
+            self.read_snapshot(),
+        )
+        .await
+    }
+
+    async fn read_snapshot(&self) -> Vec<(String, u64)> {
         let kv = async_nats::jetstream::new(self.client.clone())
             .get_key_value("oms")
             .await
@@ -302,6 +352,11 @@ impl Stack {
     /// Every message stored in `stream` (none while it does not exist yet),
     /// as (subject, `Nats-Msg-Id`, JSON body).
     pub async fn stream_messages(&self, stream: &str) -> Vec<(String, String, Value)> {
+        let what = format!("reading stream {stream}");
+        within(Duration::from_secs(120), &what, self.read_stream(stream)).await
+    }
+
+    async fn read_stream(&self, stream: &str) -> Vec<(String, String, Value)> {
         let js = async_nats::jetstream::new(self.client.clone());
         let Ok(stream) = js.get_stream(stream).await else {
             return Vec::new();
@@ -325,5 +380,34 @@ impl Stack {
             }
         }
         out
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // each process shows its log as it drops
+        }
+        // Checked before anything is stopped, so that nothing is blamed for
+        // dying of the teardown itself.
+        let servers = std::iter::once(&mut self.server).chain(self.peers.iter_mut());
+        let found: Vec<String> = self
+            .procs
+            .iter_mut()
+            .chain(servers.filter_map(NatsServer::process_mut))
+            .filter_map(|proc| {
+                let trouble = proc.check()?;
+                Some(format!("{} (pid {}): {trouble}", proc.name, proc.pid()))
+            })
+            .collect();
+        for proc in &mut self.procs {
+            proc.kill();
+        }
+        if !found.is_empty() {
+            panic!(
+                "the test passed, but not every process did:\n{}",
+                found.join("\n")
+            );
+        }
     }
 }

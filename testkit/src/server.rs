@@ -101,6 +101,11 @@ impl NatsServer {
             .expect("connect to test nats-server")
     }
 
+    /// Its process while it runs.
+    pub fn process_mut(&mut self) -> Option<&mut Proc> {
+        self.process.as_mut()
+    }
+
     /// Stops the server (SIGKILL) and starts it again on the same port and store.
     pub async fn restart(&mut self) {
         self.stop();
@@ -141,7 +146,9 @@ impl NatsServer {
             for _ in 0..200 {
                 // Something listening is not enough: it may be another test's
                 // process on a port ours failed to bind. Ours must still run.
-                if tokio::net::TcpStream::connect(&address).await.is_ok() && {
+                let connect = tokio::net::TcpStream::connect(&address);
+                let listening = tokio::time::timeout(Duration::from_secs(1), connect).await;
+                if matches!(listening, Ok(Ok(_))) && {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     !process.has_exited()
                 } {

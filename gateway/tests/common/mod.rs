@@ -161,6 +161,9 @@ impl Response {
 pub struct Conn {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// Bytes read since the last request was written: 0 after an error
+    /// means the server sent nothing of an answer.
+    received: usize,
 }
 
 impl Conn {
@@ -170,7 +173,13 @@ impl Conn {
         Ok(Conn {
             stream,
             buffer: Vec::new(),
+            received: 0,
         })
+    }
+
+    /// Bytes of an answer read since the last request was written.
+    pub fn received(&self) -> usize {
+        self.received
     }
 
     pub async fn send(
@@ -202,10 +211,12 @@ impl Conn {
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body.unwrap_or_default());
+        self.received = 0;
         self.stream.write_all(&bytes).await
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<Response> {
+        self.received = 0;
         self.stream.write_all(bytes).await?;
         self.read_response().await
     }
@@ -308,6 +319,7 @@ impl Conn {
             ));
         }
         self.buffer.extend_from_slice(&chunk[..n]);
+        self.received += n;
         Ok(())
     }
 }

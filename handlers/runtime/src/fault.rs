@@ -4,7 +4,9 @@
 //! may not land there.
 //!
 //! `OMS_FAULTS` lists `point=action` pairs, comma-separated:
-//! `OMS_FAULTS=reserve.after-write=kill,drain.in-flight=sleep:3000`.
+//! `OMS_FAULTS=reserve.after-write=kill,handle.before-reply=sleep:3000`.
+//! Points in the runtime: `handle.before-reply` (service.rs: a request is
+//! answered but its reply not yet sent, so a test can hold it in flight).
 //! Actions: `kill` (SIGKILL this process: no reply, no cleanup, no drain),
 //! `sleep:<ms>` (stall there), `exit` (exit 0 at once). Unset, a point
 //! costs one lookup in an empty list. A point announces itself on stderr

@@ -18,8 +18,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 /// Bodies above this are refused with 413 before they are parsed.
@@ -30,11 +31,15 @@ const MAX_IN_FLIGHT: u32 = 1024;
 /// routing to it (see `serve`).
 const LEAVE_AFTER: u64 = 1024;
 /// A leaving instance drains after this long at the latest.
-const MAX_LEAVING: std::time::Duration = std::time::Duration::from_secs(3);
+const MAX_LEAVING: Duration = Duration::from_secs(3);
 /// A leaving instance that got no request for this long drains at once.
-const QUIET: std::time::Duration = std::time::Duration::from_millis(100);
-/// How long a drain may take before the instance leaves anyway.
-const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+const QUIET: Duration = Duration::from_millis(100);
+/// From SIGTERM to leaving whatever is still unanswered: covers leaving,
+/// the drain and the work in flight, so an instance is gone this long after
+/// SIGTERM (plus [`LAST_FLUSH`]) whatever it was doing.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the last replies get to reach the server.
+const LAST_FLUSH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -43,6 +48,19 @@ enum Phase {
     Leaving,
     /// Unsubscribed outright: waits for the subscription to close.
     Draining,
+}
+
+/// Why the loop of `serve` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// The server routed the counted messages and no more: none is lost.
+    ByCount,
+    /// After a quiet drain, the subscription closed.
+    Drained,
+    Deadline,
+    /// SIGTERM without a NATS connection: nothing to drain.
+    Disconnected,
+    Failed,
 }
 
 pub const REQUEST_ID: &str = "X-Request-Id";
@@ -99,7 +117,7 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             Ok(sub) => break sub,
             Err(err) => {
                 tracing::warn!(error = %err, "subscribe failed, retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     };
@@ -110,14 +128,53 @@ pub async fn serve<S, Req, Resp, F, Fut>(
     let mut shutdown = std::pin::pin!(crate::shutdown_signal());
     let mut phase = Phase::Serving;
     let mut received: u64 = 0;
-    let mut last_message = tokio::time::Instant::now();
-    let mut phase_since = tokio::time::Instant::now();
-    loop {
+    let mut last_message = Instant::now();
+    let mut phase_since = Instant::now();
+    // DRAIN_DEADLINE after SIGTERM.
+    let mut deadline: Option<Instant> = None;
+    // Biased: a waiting request is always taken before a timer fires, so
+    // "quiet" means the subscription is empty, not that this task was late.
+    let left = loop {
         tokio::select! {
+            biased;
+            _ = &mut shutdown, if phase == Phase::Serving => {
+                deadline = Some(Instant::now() + DRAIN_DEADLINE);
+                // Without NATS there is nothing to drain and nobody to
+                // answer: leave now rather than wait out the drain deadline.
+                if !connected(&client) {
+                    tracing::info!("NATS is not connected; leaving without a drain");
+                    break Left::Disconnected;
+                }
+                // Leave by count: the server stops routing here after
+                // LEAVE_AFTER more messages, and the subscription closes
+                // when the same count has arrived, so nothing is in flight
+                // when it closes. (async-nats' own drain drops it as soon as
+                // the UNSUB is written, before the server has processed it,
+                // which loses a request the server routes here meanwhile.)
+                tracing::info!(more = LEAVE_AFTER, "SIGTERM: leaving by count");
+                phase = Phase::Leaving;
+                phase_since = Instant::now();
+                if let Err(err) = endpoint.unsubscribe_after(received + LEAVE_AFTER).await {
+                    tracing::warn!(error = %err, "unsubscribe failed");
+                    break Left::Failed;
+                }
+            }
+            // Leaving and draining need the server; without a connection
+            // they would wait for ever. What is still queued goes unanswered.
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                break Left::Deadline
+            }
+            Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
             message = endpoint.next() => {
-                let Some(message) = message else { break };
+                let Some(message) = message else {
+                    break match phase {
+                        Phase::Leaving => Left::ByCount,
+                        Phase::Draining => Left::Drained,
+                        Phase::Serving => Left::Failed,
+                    };
+                };
                 received += 1;
-                last_message = tokio::time::Instant::now();
+                last_message = Instant::now();
                 let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
                 let (app, state, identity, schema, handler) =
                     (app.clone(), state.clone(), identity.clone(), request_schema.clone(), handler.clone());
@@ -126,52 +183,44 @@ pub async fn serve<S, Req, Resp, F, Fut>(
                     drop(permit);
                 });
             }
-            Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
-            _ = &mut shutdown, if phase == Phase::Serving => {
-                // Without NATS there is nothing to drain and nobody to
-                // answer: leave now rather than wait out the drain deadline.
-                if !connected(&client) {
-                    tracing::info!("NATS is not connected; leaving without a drain");
-                    break;
-                }
-                // Leave by count: the server stops routing here after
-                // LEAVE_AFTER more messages, and the subscription closes
-                // when the same count has arrived, so nothing is in flight
-                // when it closes. (async-nats' own drain closes it one round
-                // trip after the UNSUB is written, which loses a request the
-                // server routed here in that window.)
-                tracing::info!("draining");
-                phase = Phase::Leaving;
-                phase_since = tokio::time::Instant::now();
-                if let Err(err) = endpoint.unsubscribe_after(received + LEAVE_AFTER).await {
-                    tracing::warn!(error = %err, "unsubscribe failed");
-                    break;
-                }
-            }
             // Too little traffic to reach the count soon: once no request
             // came for QUIET (so likely none is in flight), or at the latest
-            // MAX_LEAVING after SIGTERM, drain.
+            // MAX_LEAVING after SIGTERM, drain. A request the server routes
+            // here in the drain's round trip is lost (README, draining).
             _ = tokio::time::sleep_until(
                 (last_message.max(phase_since) + QUIET).min(phase_since + MAX_LEAVING)
             ), if phase == Phase::Leaving => {
+                let quiet = last_message.max(phase_since) + QUIET <= phase_since + MAX_LEAVING;
+                let after = if quiet { "no request for 100 ms" } else { "3 s of leaving" };
+                tracing::info!(after, received, "quiet drain");
                 phase = Phase::Draining;
-                phase_since = tokio::time::Instant::now();
+                phase_since = Instant::now();
                 if let Err(err) = endpoint.drain().await {
                     tracing::warn!(error = %err, "drain failed");
-                    break;
+                    break Left::Failed;
                 }
             }
-            // A drain needs the server's answer; without a connection it
-            // would wait for ever, so it gets a deadline.
-            _ = tokio::time::sleep_until(phase_since + DRAIN_DEADLINE), if phase == Phase::Draining => {
-                tracing::warn!("drain did not finish in time; leaving");
-                break;
-            }
         }
+    };
+    match left {
+        Left::ByCount => tracing::info!(received, "left by count"),
+        Left::Drained => tracing::info!(received, "drained"),
+        Left::Failed => tracing::warn!("the endpoint's subscription ended"),
+        Left::Deadline | Left::Disconnected => {}
     }
-    let _ = tokio::time::timeout(DRAIN_DEADLINE, in_flight.acquire_many(MAX_IN_FLIGHT)).await;
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + DRAIN_DEADLINE);
+    let answered = tokio::time::timeout_at(deadline, in_flight.acquire_many(MAX_IN_FLIGHT))
+        .await
+        .is_ok();
+    if left == Left::Deadline || !answered {
+        let in_flight = MAX_IN_FLIGHT as usize - in_flight.available_permits();
+        tracing::warn!(
+            in_flight,
+            "drain deadline passed: leaving what is unanswered (its callers time out)"
+        );
+    }
     if connected(&client) {
-        let _ = tokio::time::timeout(DRAIN_DEADLINE, client.flush()).await;
+        let _ = tokio::time::timeout(LAST_FLUSH, client.flush()).await;
     }
     tracing::info!("stopped");
 }
@@ -235,6 +284,8 @@ async fn handle<S, Req, Resp, F, Fut>(
         stats.num_requests += 1;
         stats.processing_time += elapsed.as_nanos();
     }
+    // Holds a request in flight at will: the drain tests need one there.
+    crate::fault::point("handle.before-reply").await;
     let _enter = span.enter();
     tracing::info!(status, micros = elapsed.as_micros() as u64, "handled");
     if let Some(reply) = message.reply {
@@ -284,7 +335,7 @@ async fn discovery_subscriptions(
                     Ok(sub) => break subscriptions.push(sub),
                     Err(err) => {
                         tracing::warn!(error = %err, "discovery subscribe failed, retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
             }
