@@ -313,15 +313,14 @@ impl Store {
     /// then the revision separately would let a concurrent write slip in
     /// between and be overwritten.
     pub async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Slot<T>, Problem> {
-        let entry = self
-            .kv
-            .entry(key)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .map(|e| (e.operation, e.value, e.revision));
-        let entry = match entry {
-            None if self.replicated => self.read_from_leader(key).await?,
-            entry => entry,
+        let entry = if self.replicated {
+            self.read_from_leader(key).await?
+        } else {
+            self.kv
+                .entry(key)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .map(|e| (e.operation, e.value, e.revision))
         };
         let Some((operation, value, revision)) = entry else {
             return Ok(Slot {
@@ -339,12 +338,14 @@ impl Store {
         Ok(Slot { value, revision })
     }
 
-    /// A replicated bucket answers reads from any replica, and one may not
-    /// have a write yet: an order created a moment ago would be reported
-    /// absent (seen in the cluster test as a 404 for an order just
-    /// created). A miss is therefore asked again of the stream's leader.
-    /// A value that is present but stale needs no such care: every write
-    /// expects its revision, so it fails and is read again.
+    /// A replicated bucket answers direct reads from any replica, and one may
+    /// not have the latest write yet. That is not only a 404 for an order
+    /// just created (seen in the cluster test): a stale value decides wrong
+    /// too — a COMPLETED right after a CONFIRMED read PENDING on a lagging
+    /// replica and was refused as illegal (seen in the cluster storm). A
+    /// compare-and-set catches a stale value only when it writes, not when
+    /// it refuses. So on a replicated bucket every read asks the stream's
+    /// leader, which has applied every write it acknowledged.
     async fn read_from_leader(
         &self,
         key: &str,
