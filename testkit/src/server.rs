@@ -112,6 +112,23 @@ impl NatsServer {
         self.launch().await;
     }
 
+    /// SIGSTOP: the server keeps its connections but does nothing, so as
+    /// a cluster node it falls behind; [`NatsServer::resume`] wakes it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`NatsServer::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.process.as_ref().expect("server running").pid();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as libc::pid_t, signal) };
+    }
+
     /// Stops the server (SIGKILL) until [`NatsServer::restart`]: for tests of
     /// what clients do while NATS is away.
     pub fn stop(&mut self) {
