@@ -21,10 +21,18 @@ pub fn stock_request_key(request_id: &str) -> String {
 }
 /// The order id an `orders.create` idempotency key names: a digest of the
 /// key, so a retry finds its order without a record of the key, and a key
-/// whose request was refused leaves nothing behind.
-pub fn keyed_order_id(key: &str) -> String {
+/// whose request was refused leaves nothing behind. A key is the
+/// principal's own (DESIGN §10.2): the same key from two principals names
+/// two orders.
+pub fn keyed_order_id(principal: Option<&str>, key: &str) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut hasher = sha2::Sha256::new();
+    if let Some(principal) = principal {
+        hasher.update(principal.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.update(key.as_bytes());
+    let digest = hasher.finalize();
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -107,13 +115,21 @@ mod tests {
 
     #[test]
     fn keyed_order_ids_are_stable_distinct_and_valid() {
-        let id = keyed_order_id("cart-81");
-        assert_eq!(id, keyed_order_id("cart-81"));
-        assert_ne!(id, keyed_order_id("cart-82"));
+        let id = keyed_order_id(None, "cart-81");
+        assert_eq!(id, keyed_order_id(None, "cart-81"));
+        assert_ne!(id, keyed_order_id(None, "cart-82"));
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
         // Fixed for ever: a retry after an upgrade must find the same order.
-        assert_eq!(keyed_order_id(""), "e3b0c44298fc1c149afbf4c8996fb924");
+        assert_eq!(keyed_order_id(None, ""), "e3b0c44298fc1c149afbf4c8996fb924");
+        // Each principal's keys are its own.
+        let alice = keyed_order_id(Some("alice"), "cart-81");
+        assert_ne!(alice, id);
+        assert_ne!(alice, keyed_order_id(Some("bob"), "cart-81"));
+        assert_ne!(
+            keyed_order_id(Some("a"), "bc"),
+            keyed_order_id(Some("ab"), "c")
+        );
     }
 
     #[test]

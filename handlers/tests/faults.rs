@@ -104,7 +104,7 @@ async fn reserve_killed_after_its_write_leaves_an_order_that_a_retry_answers() {
     let pending = send(&stack, "orders.create", body);
     stack.wait_exit(victim, 10).await;
     // Dead before its reply: the order and its stock are already one fact.
-    let id = keyed_order_id("k-after");
+    let id = keyed_order_id(None, "k-after");
     assert_eq!(order_status(&stack, &id).await.as_deref(), Some("PENDING"));
     assert_eq!(product(&stack, "A").await, (8, 2));
     // orders-create asks again (after its 5 s timeout); a new instance

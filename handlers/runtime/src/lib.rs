@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod contract;
 pub mod fault;
 pub mod logging;
+pub mod principal;
 pub mod problem;
 pub mod schema;
 pub mod service;
@@ -16,6 +17,7 @@ pub mod time;
 
 pub use config::Config;
 pub use contract::Operation;
+pub use principal::Principal;
 pub use problem::{FieldError, Problem};
 pub use store::{Slot, Start, Store, StoreError, Versioned, Write};
 
@@ -37,6 +39,8 @@ pub struct Ctx<S = ()> {
     pub state: Arc<S>,
     pub request_id: String,
     pub traceparent: Option<String>,
+    /// Who asked, when the gateway says (see [`principal`]).
+    pub principal: Option<Principal>,
 }
 
 impl<S> std::ops::Deref for Ctx<S> {
@@ -47,6 +51,23 @@ impl<S> std::ops::Deref for Ctx<S> {
 }
 
 impl<S> Ctx<S> {
+    /// A customer (a principal without the staff role), held to its own
+    /// orders; `None` for staff and for NATS users.
+    pub fn customer(&self) -> Option<&str> {
+        self.principal
+            .as_ref()
+            .filter(|p| !p.is_staff())
+            .map(|p| p.sub.as_str())
+    }
+
+    /// 403 for a customer: the operation is for staff (and NATS users).
+    pub fn staff_only(&self) -> Result<(), Problem> {
+        match self.customer() {
+            Some(sub) => Err(Problem::forbidden(format!("{sub} may not do this"))),
+            None => Ok(()),
+        }
+    }
+
     /// Headers that carry this request's identity to a downstream call.
     pub fn trace_headers(&self) -> async_nats::HeaderMap {
         let mut headers = async_nats::HeaderMap::new();

@@ -254,6 +254,7 @@ async fn handle<S, Req, Resp, F, Fut>(
         state,
         request_id: request_id.clone(),
         traceparent,
+        principal: crate::Principal::from_headers(headers),
     };
     let result = async {
         let request = parse::<Req>(schema, &message.payload)?;

@@ -33,6 +33,7 @@ fn main() {
 }
 
 async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
+    ctx.staff_only()?;
     let key = product_key(&req.product_id);
     let Some(request_id) = &req.request_id else {
         let product = ctx

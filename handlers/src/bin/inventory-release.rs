@@ -22,6 +22,7 @@ async fn release(
     ctx: Ctx<Arc<Group<SettleRequest, Reservation>>>,
     request: SettleRequest,
 ) -> Result<Reservation, Problem> {
+    ctx.staff_only()?;
     ctx.state.submit(request).await
 }
 

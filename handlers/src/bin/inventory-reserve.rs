@@ -58,6 +58,7 @@ fn main() {
 }
 
 async fn reserve(ctx: Ctx<Arc<Reservations>>, request: Reserve) -> Result<Reservation, Problem> {
+    ctx.staff_only()?;
     check_distinct(&request.items)?;
     ctx.state.submit(request).await
 }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Create {
-    customer_id: String,
+    /// Omitted by a customer: its own id.
+    customer_id: Option<String>,
     items: Vec<Item>,
     #[serde(default)]
     idempotency_key: Option<String>,
@@ -34,11 +35,14 @@ fn main() {
     run(&contract::ORDERS_CREATE, create)
 }
 
-async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
+async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
     check_distinct(&req.items)?;
+    let customer_id = customer_of(&ctx, &req)?;
+    req.customer_id = Some(customer_id.clone());
     let order_id = match &req.idempotency_key {
         Some(key) => {
-            let id = keyed_order_id(key);
+            let scope = ctx.principal.as_ref().map(|p| p.sub.as_str());
+            let id = keyed_order_id(scope, key);
             // A retry usually finds its order: answer it without a reserve.
             if let Some(order) = ctx.store.get::<Order>(&order_key(&id)).await? {
                 return same_request(order.value, &req);
@@ -50,7 +54,7 @@ async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
     let reserve = Reserve {
         order_id: &order_id,
         items: &req.items,
-        customer_id: &req.customer_id,
+        customer_id: &customer_id,
     };
     let reserved: Reservation = ctx
         .call(&contract::INVENTORY_RESERVE, &reserve)
@@ -67,11 +71,29 @@ async fn create(ctx: Ctx, req: Create) -> Result<Order, Problem> {
     }
 }
 
+/// Whose order this is: a customer orders for itself (its own id when
+/// `customerId` is omitted, 403 for another's); staff and NATS users name
+/// the customer.
+fn customer_of(ctx: &Ctx, req: &Create) -> Result<String, Problem> {
+    match (ctx.customer(), &req.customer_id) {
+        (Some(own), None) => Ok(own.to_string()),
+        (Some(own), Some(asked)) if asked == own => Ok(own.to_string()),
+        (Some(own), Some(_)) => Err(Problem::forbidden(format!(
+            "{own} may order only for itself"
+        ))),
+        (None, Some(asked)) => Ok(asked.clone()),
+        (None, None) => Err(Problem::invalid_field(
+            "/customerId",
+            "customerId is required",
+        )),
+    }
+}
+
 /// The stored order, if it is what this request asks for; else the key
 /// was used for another order.
 fn same_request(order: Order, req: &Create) -> Result<Order, Problem> {
     let same_items = Reservation::of_order(&order).holds_same(&req.items);
-    if order.customer_id == req.customer_id && same_items {
+    if Some(&order.customer_id) == req.customer_id.as_ref() && same_items {
         Ok(order)
     } else {
         Err(key_reused(req))

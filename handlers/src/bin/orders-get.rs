@@ -16,7 +16,11 @@ fn main() {
 
 async fn get(ctx: Ctx, req: Get) -> Result<Order, Problem> {
     match ctx.store.get::<Order>(&order_key(&req.id)).await? {
-        Some(order) => Ok(order.value),
-        None => Err(Problem::not_found(format!("order {} not found", req.id))),
+        // A customer sees its own orders; another's is "not found", so
+        // their existence does not leak.
+        Some(order) if ctx.customer().is_none_or(|c| c == order.value.customer_id) => {
+            Ok(order.value)
+        }
+        _ => Err(Problem::not_found(format!("order {} not found", req.id))),
     }
 }

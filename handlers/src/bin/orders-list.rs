@@ -22,9 +22,19 @@ fn main() {
 }
 
 async fn list(ctx: Ctx<OrderIndex>, req: List) -> Result<Page, Problem> {
+    // A customer lists its own orders only.
+    let customer_id = match (ctx.customer(), req.customer_id.as_deref()) {
+        (Some(own), Some(asked)) if asked != own => {
+            return Err(Problem::forbidden(format!(
+                "{own} may list only its own orders"
+            )))
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
     let filter = OrderFilter {
         status: req.status.map(Status::as_str),
-        customer_id: req.customer_id.as_deref(),
+        customer_id,
     };
     ctx.state
         .page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))

@@ -35,9 +35,16 @@ fn main() {
 
 async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
     let key = order_key(&req.id);
-    let Some(current) = ctx.store.get::<Order>(&key).await? else {
+    let current = ctx.store.get::<Order>(&key).await?;
+    // A customer may cancel its own order, nothing else; another's order
+    // is "not found", so its existence does not leak.
+    let Some(current) = current.filter(|o| ctx.customer().is_none_or(|c| c == o.value.customer_id))
+    else {
         return Err(Problem::not_found(format!("order {} not found", req.id)));
     };
+    if ctx.customer().is_some() && req.status != Status::Cancelled {
+        return Err(Problem::forbidden("a customer may only cancel its order"));
+    }
     let order = current.value;
     match order.status.transition(req.status) {
         Transition::Same => return Ok(order),

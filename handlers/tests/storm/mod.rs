@@ -166,7 +166,7 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
                         continue;
                     }
                     let id = reply.body["id"].as_str().unwrap().to_string();
-                    assert_eq!(id, keyed_order_id(&key), "the key names the order");
+                    assert_eq!(id, keyed_order_id(None, &key), "the key names the order");
                     outcome.lock().unwrap().created.insert(id.clone(), "PENDING".into());
                     let path: &[&str] = match rng.next(3) {
                         0 => &["CONFIRMED", "COMPLETED"],
@@ -263,7 +263,7 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
     );
     for key in outcome.refused.keys() {
         assert!(
-            !stored.contains_key(&keyed_order_id(key)),
+            !stored.contains_key(&keyed_order_id(None, key)),
             "refused {key} left an order"
         );
     }
