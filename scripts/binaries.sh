@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Names every binary `just up` starts: one per file in handlers/src/bin, then the gateway.
+# Names every binary `just up` keeps running: one per file in handlers/src/bin
+# (but oms-init, the bootstrap step that runs once before them), then the gateway.
 root=$(cd "$(dirname "$0")/.." && pwd)
-for f in "$root"/handlers/src/bin/*.rs; do basename "$f" .rs; done
+for f in "$root"/handlers/src/bin/*.rs; do
+  name=$(basename "$f" .rs)
+  [ "$name" = oms-init ] || echo "$name"
+done
 [ -d "$root/gateway" ] && echo gateway

@@ -4,10 +4,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$1; n=${2:-1}
 [ -x "$root/target/release/$bin" ] || { echo "no binary $bin (try: $(scripts/binaries.sh | tr '\n' ' '))"; exit 1; }
-if [ "$bin" = gateway ]; then user=oms-gateway; else user=oms-service; fi
+. "$root/scripts/secrets.sh"
 mkdir -p "$root/.run/logs"
 for i in $(seq "$n"); do
-  NATS_USER=$user NATS_PASSWORD=$user "$root/target/release/$bin" >> "$root/.run/logs/$bin.$i.log" 2>&1 &
+  as_own_user "$bin" "$root/target/release/$bin" >> "$root/.run/logs/$bin.$i.log" 2>&1 &
   echo $! >> "$root/.run/pids"
   echo "started $bin (pid $!)"
 done

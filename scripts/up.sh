@@ -12,6 +12,7 @@ cd "$root"
 tools=$(scripts/install-tools.sh)
 [ -n "$tools" ] && export PATH="$tools:$PATH"
 mkdir -p .run/logs
+. scripts/secrets.sh
 : > .run/pids
 : > .run/nats-pids
 
@@ -52,11 +53,15 @@ else
   where="nats-server on 127.0.0.1:4222 (monitor :8222)"
 fi
 
+# The bucket and the streams, made by the one user allowed to.
+as_own_user oms-init target/release/oms-init > .run/logs/oms-init.log 2>&1 ||
+  { echo "oms-init failed; see .run/logs/oms-init.log" >&2; exit 1; }
 for bin in $(scripts/binaries.sh); do
-  if [ "$bin" = gateway ]; then user=oms-gateway; else user=oms-service; fi
-  NATS_USER=$user NATS_PASSWORD=$user target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
+  as_own_user "$bin" target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
   echo $! >> .run/pids
 done
 echo "$where, gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
+echo "nats CLI: nats context save oms --server ${NATS_URL%%,*} --user admin --password \$OMS_NATS_PASSWORD_ADMIN --select"
+echo "          (after: . .run/secrets.env)"
 echo "logs in .run/logs; Ctrl-C stops everything"
 wait

@@ -50,6 +50,11 @@ impl Stack {
             procs: BTreeMap::new(),
             bin_dir,
         };
+        let init = Command::new(stack.bin_dir.join("oms-init"))
+            .envs(stack.server.env_for("oms-init"))
+            .status()
+            .expect("run oms-init");
+        assert!(init.success(), "oms-init failed: {init}");
         for (name, _) in HANDLERS {
             stack.spawn(name);
         }
@@ -89,11 +94,11 @@ impl Stack {
         if name == GATEWAY {
             command
                 .env("NATS_URL", self.server.url())
-                .env("NATS_USER", "oms-gateway")
-                .env("NATS_PASSWORD", "oms-gateway")
+                .env("NATS_USER", "gateway")
+                .env("NATS_PASSWORD", testkit::password("gateway"))
                 .env("GATEWAY_ADDR", &self.gateway_addr);
         } else {
-            command.envs(self.server.service_env());
+            command.envs(self.server.env_for(name));
         }
         self.procs
             .insert(name.to_string(), Proc::spawn(name, command));

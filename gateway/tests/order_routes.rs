@@ -256,7 +256,9 @@ async fn bad_order_writes_get_their_status_and_change_nothing() {
     let item = r#"[{"productId":"apple","quantity":1}]"#;
     let mut cases = vec![
         create("{not json", 400, Some("")),
-        create("{}", 400, Some("/customerId")),
+        create("{}", 400, Some("/items")),
+        // Only a customer principal may leave out whose order it is.
+        create(&format!(r#"{{"items":{item}}}"#), 400, Some("/customerId")),
         create(r#"{"customerId":"c"}"#, 400, Some("/items")),
         create(r#"{"customerId":"c","items":[]}"#, 400, Some("/items")),
         create(

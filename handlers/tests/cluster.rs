@@ -60,10 +60,13 @@ async fn right_after_a_create_a_lagging_follower_gives_no_404() {
         stack.wait_for(binary, 1).await;
     }
     let connect = |url: String| async move {
-        async_nats::ConnectOptions::with_user_and_password("admin".into(), "admin".into())
-            .connect(url)
-            .await
-            .unwrap()
+        async_nats::ConnectOptions::with_user_and_password(
+            "admin".into(),
+            testkit::password("admin"),
+        )
+        .connect(url)
+        .await
+        .unwrap()
     };
     let writer_client = connect(urls[leader_index(&names, &leader)].clone()).await;
     let replica = jetstream::new(connect(urls[behind].clone()).await)

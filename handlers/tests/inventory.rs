@@ -101,8 +101,8 @@ async fn a_stray_discovery_publish_does_not_remove_an_instance() {
 #[tokio::test]
 async fn services_may_not_send_discovery_requests() {
     let stack = Stack::start(&["inventory-get"]).await;
-    // The service user is denied publishing on $SRV.>: its request never arrives.
-    let service_client = stack.server.client_as("oms-service").await;
+    // A handler's user may not publish on $SRV.>: its request never arrives.
+    let service_client = stack.server.client_as("inventory-get").await;
     let seen = discover(&service_client, "$SRV.PING").await;
     assert!(seen.is_empty(), "{seen:?}");
 }

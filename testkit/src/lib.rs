@@ -12,8 +12,8 @@ mod process;
 mod server;
 
 pub use logs::test_dir;
-pub use process::{binary, free_port, Proc, TERMINATE_LIMIT};
-pub use server::NatsServer;
+pub use process::{binary, free_port, repo_root, Proc, TERMINATE_LIMIT};
+pub use server::{password, NatsServer};
 
 use async_nats::{Client, HeaderMap};
 use futures::StreamExt;
@@ -205,7 +205,7 @@ impl Stack {
         let mut nodes = NatsServer::start_cluster(3).await;
         let urls = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
         let client =
-            async_nats::ConnectOptions::with_user_and_password("admin".into(), "admin".into())
+            async_nats::ConnectOptions::with_user_and_password("admin".into(), password("admin"))
                 .retry_on_initial_connect()
                 .connect(
                     nodes
@@ -243,6 +243,7 @@ impl Stack {
             procs: Vec::new(),
             env,
         };
+        stack.bootstrap().await;
         for service in services {
             stack.spawn(service);
         }
@@ -251,6 +252,29 @@ impl Stack {
             stack.wait_for(service, count).await;
         }
         stack
+    }
+
+    /// Runs `oms-init` to its end: the bucket and the streams exist after.
+    /// (Not kept in `procs`, which holds what the test started.)
+    pub async fn bootstrap(&mut self) {
+        let mut env = self.server.env_for("oms-init");
+        env.extend(self.env.iter().cloned());
+        let mut init = Proc::start("oms-init", &env);
+        init.may_exit();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+        while init.exit_status().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "oms-init did not finish\n{}",
+                init.report()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            init.exit_status().is_some_and(|s| s.success()),
+            "oms-init failed\n{}",
+            init.report()
+        );
     }
 
     /// Starts one more instance of a binary; returns its index in `procs`.
@@ -262,7 +286,7 @@ impl Stack {
     /// Starts one instance with environment for it alone (e.g. `OMS_FAULTS`
     /// to make just this one crash at a fault point).
     pub fn spawn_with(&mut self, binary: &str, extra: &[(&str, &str)]) -> usize {
-        let mut env = self.server.service_env();
+        let mut env = self.server.env_for(binary);
         env.extend(self.env.iter().cloned());
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self.procs.push(Proc::start(binary, &env));

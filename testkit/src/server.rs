@@ -76,26 +76,25 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Environment for a handler process: where NATS is, as which user.
-    pub fn service_env(&self) -> Vec<(String, String)> {
+    /// Environment for a binary: where NATS is, as its own user (each
+    /// binary has one, with only the permissions its job needs).
+    pub fn env_for(&self, binary: &str) -> Vec<(String, String)> {
         vec![
             ("NATS_URL".into(), self.url()),
-            ("NATS_USER".into(), "oms-service".into()),
-            ("NATS_PASSWORD".into(), "oms-service".into()),
+            ("NATS_USER".into(), binary.into()),
+            ("NATS_PASSWORD".into(), password(binary)),
         ]
     }
 
     /// An admin client, as the `nats` CLI of an operator would connect.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::ConnectOptions::with_user_and_password("admin".into(), "admin".into())
-            .connect(self.url())
-            .await
-            .expect("connect to test nats-server")
+        self.client_as("admin").await
     }
 
-    /// A client with the given user's permissions.
+    /// A client with the given user's permissions (and its inbox prefix).
     pub async fn client_as(&self, user: &str) -> async_nats::Client {
-        async_nats::ConnectOptions::with_user_and_password(user.into(), user.into())
+        async_nats::ConnectOptions::with_user_and_password(user.into(), password(user))
+            .custom_inbox_prefix(format!("_INBOX_{user}"))
             .connect(self.url())
             .await
             .expect("connect to test nats-server")
@@ -145,6 +144,7 @@ impl NatsServer {
         let first_start = !self.started;
         for _ in 0..10 {
             let mut command = Command::new(nats_server_binary());
+            command.envs(password_env());
             command
                 .arg("-c")
                 .arg(repo_root().join("nats-server.conf"))
@@ -201,4 +201,36 @@ fn nats_server_binary() -> PathBuf {
     } else {
         PathBuf::from("nats-server")
     }
+}
+
+/// A user's password on the test servers of this test process: made up at
+/// run time, never stored.
+pub fn password(user: &str) -> String {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let nonce = NONCE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        format!("{:x}{:x}", nanos, std::process::id())
+    });
+    format!("{user}-{nonce}")
+}
+
+/// `OMS_NATS_PASSWORD_<USER>` for every user `nats-users.conf` names, as
+/// `nats-server.conf` reads them.
+fn password_env() -> Vec<(String, String)> {
+    let users =
+        std::fs::read_to_string(repo_root().join("nats-users.conf")).expect("nats-users.conf");
+    users
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("{ user: \"")?.split('"').next())
+        .map(|user| {
+            let variable = format!(
+                "OMS_NATS_PASSWORD_{}",
+                user.to_ascii_uppercase().replace('-', "_")
+            );
+            (variable, password(user))
+        })
+        .collect()
 }

@@ -23,8 +23,8 @@ impl Gateway {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut vars: Vec<(String, String)> = vec![
             ("NATS_URL".into(), server.url()),
-            ("NATS_USER".into(), "oms-gateway".into()),
-            ("NATS_PASSWORD".into(), "oms-gateway".into()),
+            ("NATS_USER".into(), "gateway".into()),
+            ("NATS_PASSWORD".into(), testkit::password("gateway")),
             ("GATEWAY_ADDR".into(), addr.clone()),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -29,6 +29,9 @@ async fn try_connect(config: &Config, name: &str) -> Result<async_nats::Client, 
     }
     let client = options
         .name(name)
+        // Replies come under a prefix of this binary's own, which its NATS
+        // user alone may subscribe to: no other user can read them.
+        .custom_inbox_prefix(format!("_INBOX_{name}"))
         .connection_timeout(Duration::from_secs(2))
         // Never give up on a server that went away; back off instead.
         .max_reconnects(None)

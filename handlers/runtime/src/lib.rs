@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod contract;
 pub mod fault;
 pub mod logging;
+pub mod permissions;
 pub mod principal;
 pub mod problem;
 pub mod schema;

@@ -111,63 +111,80 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the bucket, creating it or bringing its settings up to date;
-    /// safe to run from any number of processes at once.
-    pub async fn open(client: async_nats::Client, config: &Config) -> Result<Store, String> {
-        let js = jetstream::new(client.clone());
-        let bucket = config.bucket.clone();
-        let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                let created = js
-                    .create_key_value(kv::Config {
-                        bucket: bucket.clone(),
-                        history: HISTORY,
-                        storage: jetstream::stream::StorageType::File,
-                        num_replicas: config.replicas,
-                        limit_markers: Some(Duration::from_secs(1)),
-                        ..Default::default()
-                    })
-                    .await;
-                match created {
-                    Ok(kv) => kv,
-                    // Another process won the race to create it.
-                    Err(_) => js.get_key_value(&bucket).await.map_err(|e| e.to_string())?,
-                }
+    /// Creates the bucket or brings its settings up to date: the bootstrap
+    /// step (`oms-init`), the one user allowed to manage streams. Safe to run
+    /// again and from several processes at once.
+    pub async fn bootstrap(js: &jetstream::Context, config: &Config) -> Result<(), String> {
+        let bucket = &config.bucket;
+        if js.get_key_value(bucket).await.is_err() {
+            let created = js
+                .create_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    history: HISTORY,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: config.replicas,
+                    limit_markers: Some(Duration::from_secs(1)),
+                    ..Default::default()
+                })
+                .await;
+            // Another process may have won the race to create it.
+            if let Err(err) = created {
+                js.get_key_value(bucket)
+                    .await
+                    .map_err(|_| format!("cannot create bucket {bucket}: {err}"))?;
             }
-        };
-        let stream_name = format!("KV_{bucket}");
+        }
         let mut stream = js
-            .get_stream(&stream_name)
+            .get_stream(format!("KV_{bucket}"))
             .await
             .map_err(|e| e.to_string())?;
-        let mut wanted = stream
+        let current = stream
             .info()
             .await
             .map_err(|e| e.to_string())?
             .config
             .clone();
-        let current = wanted.clone();
+        let mut wanted = current.clone();
         wanted.allow_atomic_publish = true;
         wanted.allow_message_ttl = true;
         wanted.subject_delete_marker_ttl = wanted
             .subject_delete_marker_ttl
             .or(Some(Duration::from_secs(1)));
         wanted.max_messages_per_subject = wanted.max_messages_per_subject.max(HISTORY);
-        let replicated = current.num_replicas > 1;
-        if wanted.allow_atomic_publish != current.allow_atomic_publish
-            || wanted.allow_message_ttl != current.allow_message_ttl
-            || wanted.subject_delete_marker_ttl != current.subject_delete_marker_ttl
-            || wanted.max_messages_per_subject != current.max_messages_per_subject
-        {
+        if wanted != current {
             js.update_stream(wanted).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Opens the bucket `oms-init` made; an error (retried by the caller)
+    /// while it does not exist yet or lacks the settings the writes need.
+    pub async fn open(client: async_nats::Client, config: &Config) -> Result<Store, String> {
+        let js = jetstream::new(client.clone());
+        let bucket = config.bucket.clone();
+        let missing = |e| format!("bucket {bucket} is not there yet (oms-init creates it): {e}");
+        let kv = js.get_key_value(&bucket).await.map_err(missing)?;
+        let mut stream = js
+            .get_stream(format!("KV_{bucket}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let settings = stream
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .config
+            .clone();
+        if !settings.allow_atomic_publish || !settings.allow_message_ttl {
+            return Err(format!(
+                "bucket {bucket} lacks atomic batches or message TTLs: run oms-init"
+            ));
         }
         Ok(Store {
             client,
             batch_slots: Arc::new(Semaphore::new(BATCHES_AT_ONCE)),
             subject_prefix: format!("$KV.{bucket}."),
             stream,
-            replicated,
+            replicated: settings.num_replicas > 1,
             js,
             kv,
             bucket,

@@ -6,7 +6,10 @@ use testkit::NatsServer;
 async fn open(server: &NatsServer) -> Store {
     let mut config = Config::from_env();
     config.nats_url = server.url();
-    Store::open(server.client().await, &config).await.unwrap()
+    let client = server.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    Store::bootstrap(&js, &config).await.unwrap();
+    Store::open(client, &config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

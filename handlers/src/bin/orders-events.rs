@@ -13,8 +13,9 @@ use std::time::Duration;
 fn main() {
     oms_handlers::run_worker("orders-events", |app| async move {
         let js = app.store.jetstream().clone();
-        while let Err(err) = events::ensure_stream(&js, app.config.replicas).await {
-            tracing::warn!(error = %err, "OMS_EVENTS not ready");
+        // oms-init creates it.
+        while let Err(err) = js.get_stream(events::STREAM).await {
+            tracing::warn!(error = %err, "OMS_EVENTS not there yet");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let orders = Derivation {

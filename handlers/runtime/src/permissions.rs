@@ -1,0 +1,244 @@
+//! Who may publish and subscribe what on NATS (DESIGN §10.5): one NATS user
+//! per binary, each allowed exactly what its job needs, rendered from the
+//! operation table into `nats-users.conf` (which `nats-server.conf`
+//! includes). A new operation or binary gets its permissions here, or a
+//! test fails (`handlers/runtime/tests/permissions.rs`).
+//!
+//! Passwords are never in the repository: the file names an environment
+//! variable per user (`OMS_NATS_PASSWORD_<USER>`), which `just up`
+//! generates into `.run/secrets.env` and the test harness per server.
+//! No runtime user may create, change, purge or delete a stream: that is
+//! `oms-init`'s alone. Each user reads replies only under its own inbox
+//! prefix (`_INBOX_<user>`), so none can read another's.
+
+use crate::contract::{self, Operation};
+
+/// One binary's NATS user and what its job needs.
+pub struct Job {
+    /// The binary, its NATS user and its inbox prefix `_INBOX_<name>`.
+    pub name: &'static str,
+    /// The operation it serves.
+    pub serves: Option<&'static Operation>,
+    /// Key prefixes of the bucket it writes (`product` for `product.*`).
+    pub writes: &'static [&'static str],
+    /// Operations it calls by request-reply.
+    pub calls: &'static [&'static Operation],
+    /// Follows the bucket with consumers (list indexes, event derivation).
+    pub follows: bool,
+    /// Anything else it publishes.
+    pub publishes: &'static [&'static str],
+}
+
+const STOCK: &[&str] = &["product", "order", "reservation"];
+
+/// Every binary that connects to NATS.
+pub const JOBS: &[Job] = &[
+    serves(&contract::INVENTORY_ADD_STOCK, &["product", "request"]),
+    serves(&contract::INVENTORY_CHECK, &[]),
+    serves(&contract::INVENTORY_RESERVE, STOCK),
+    serves(&contract::INVENTORY_RELEASE, STOCK),
+    serves(&contract::INVENTORY_COMMIT, STOCK),
+    serves(&contract::INVENTORY_GET, &[]),
+    Job {
+        follows: true,
+        ..serves(&contract::INVENTORY_LIST, &[])
+    },
+    Job {
+        calls: &[&contract::INVENTORY_RESERVE],
+        ..serves(&contract::ORDERS_CREATE, &[])
+    },
+    Job {
+        calls: &[&contract::INVENTORY_RELEASE, &contract::INVENTORY_COMMIT],
+        ..serves(&contract::ORDERS_UPDATE_STATUS, &["order"])
+    },
+    serves(&contract::ORDERS_GET, &[]),
+    Job {
+        follows: true,
+        ..serves(&contract::ORDERS_LIST, &[])
+    },
+    Job {
+        name: "orders-events",
+        serves: None,
+        writes: &[],
+        calls: &[],
+        follows: true,
+        publishes: &[
+            "events.>",
+            "$JS.API.STREAM.INFO.OMS_EVENTS",
+            "$JS.API.STREAM.MSG.GET.OMS_EVENTS",
+        ],
+    },
+    Job {
+        name: "inventory-holds",
+        serves: None,
+        writes: &[],
+        calls: &[&contract::INVENTORY_RELEASE],
+        follows: false,
+        publishes: &[
+            "$JS.API.CONSUMER.INFO.KV_oms.inventory-holds",
+            "$JS.API.CONSUMER.CREATE.KV_oms.inventory-holds",
+            "$JS.API.CONSUMER.CREATE.KV_oms.inventory-holds.>",
+            "$JS.API.CONSUMER.DURABLE.CREATE.KV_oms.inventory-holds",
+            "$JS.API.CONSUMER.MSG.NEXT.KV_oms.inventory-holds",
+            "$JS.ACK.KV_oms.inventory-holds.>",
+        ],
+    },
+];
+
+const fn serves(op: &'static Operation, writes: &'static [&'static str]) -> Job {
+    Job {
+        name: op.service,
+        serves: Some(op),
+        writes,
+        calls: &[],
+        follows: false,
+        publishes: &[],
+    }
+}
+
+/// The bootstrap user: creates and updates the bucket and the streams.
+pub const INIT: &str = "oms-init";
+/// The REST gateway.
+pub const GATEWAY: &str = "gateway";
+/// The operator (the `nats` CLI): everything.
+pub const ADMIN: &str = "admin";
+
+/// Every user name, the operator's last.
+pub fn users() -> Vec<&'static str> {
+    let mut users: Vec<_> = JOBS.iter().map(|j| j.name).collect();
+    users.extend([GATEWAY, INIT, ADMIN]);
+    users
+}
+
+/// The environment variable that holds `user`'s password.
+pub fn password_variable(user: &str) -> String {
+    format!(
+        "OMS_NATS_PASSWORD_{}",
+        user.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// What `user` may publish and subscribe (`None`: the operator, everything).
+pub fn permissions(user: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let inbox = format!("_INBOX_{user}.>");
+    if user == GATEWAY {
+        let mut publish: Vec<String> = contract::OPERATIONS
+            .iter()
+            .filter(|op| op.route.is_some())
+            .map(|op| op.subject())
+            .collect();
+        publish.extend(["$SRV.PING".into(), "$SRV.PING.>".into()]);
+        return Some((publish, vec![inbox]));
+    }
+    if user == INIT {
+        return Some((vec!["$JS.API.>".into()], vec![inbox]));
+    }
+    let job = JOBS.iter().find(|j| j.name == user)?;
+    let mut publish = vec![
+        "$JS.API.STREAM.INFO.KV_oms".to_string(),
+        "$JS.API.STREAM.MSG.GET.KV_oms".into(),
+        "$JS.API.DIRECT.GET.KV_oms.>".into(),
+    ];
+    publish.extend(
+        job.writes
+            .iter()
+            .map(|prefix| format!("$KV.oms.{prefix}.>")),
+    );
+    publish.extend(job.calls.iter().map(|op| op.subject()));
+    if job.follows {
+        // Ordered consumers: created (with or without a name in the
+        // subject), pulled from, and deleted when re-created.
+        for verb in ["CREATE", "MSG.NEXT", "DELETE", "INFO"] {
+            publish.push(format!("$JS.API.CONSUMER.{verb}.KV_oms"));
+            publish.push(format!("$JS.API.CONSUMER.{verb}.KV_oms.>"));
+        }
+    }
+    publish.extend(job.publishes.iter().map(|s| s.to_string()));
+    let mut subscribe = vec![inbox];
+    if let Some(op) = job.serves {
+        subscribe.push(op.subject());
+        // Discovery: `$SRV.<verb>`, `.<name>` and `.<name>.<id>`.
+        subscribe.extend([
+            "$SRV.*".to_string(),
+            format!("$SRV.*.{}", op.service),
+            format!("$SRV.*.{}.*", op.service),
+        ]);
+    }
+    Some((publish, subscribe))
+}
+
+/// `nats-users.conf`, as `nats-server.conf` includes it.
+pub fn render() -> String {
+    let list = |subjects: &[String]| {
+        subjects
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from(
+        "# Generated from handlers/runtime/src/permissions.rs: one user per binary,\n\
+         # each allowed what its job needs. Do not edit; after a change there run\n\
+         # `OMS_WRITE_USERS=1 cargo test -p oms-runtime --test permissions`.\n\
+         # Passwords come from the environment (`just up` keeps them in .run/secrets.env).\n\
+         authorization {\n  users: [\n",
+    );
+    for user in users() {
+        let password = password_variable(user);
+        match permissions(user) {
+            None => out.push_str(&format!(
+                "    {{ user: \"{user}\", password: ${password} }}\n"
+            )),
+            Some((publish, subscribe)) => out.push_str(&format!(
+                "    {{ user: \"{user}\", password: ${password}, permissions: {{\n      \
+                 publish: {{ allow: [{}] }}\n      \
+                 subscribe: {{ allow: [{}] }}\n      \
+                 allow_responses: true\n    }} }}\n",
+                list(&publish),
+                list(&subscribe)
+            )),
+        }
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_users_cannot_manage_streams_or_read_other_inboxes() {
+        for user in users() {
+            let Some((publish, subscribe)) = permissions(user) else {
+                assert_eq!(user, ADMIN);
+                continue;
+            };
+            if user != INIT {
+                assert!(
+                    publish.iter().all(|s| !s.contains("STREAM.CREATE")
+                        && !s.contains("STREAM.UPDATE")
+                        && !s.contains("STREAM.PURGE")
+                        && !s.contains("STREAM.DELETE")
+                        && s != "$JS.API.>"
+                        && s != ">"),
+                    "{user}: {publish:?}"
+                );
+            }
+            let inboxes: Vec<_> = subscribe
+                .iter()
+                .filter(|s| s.starts_with("_INBOX"))
+                .collect();
+            assert_eq!(inboxes, [&format!("_INBOX_{user}.>")], "{user}");
+        }
+    }
+
+    #[test]
+    fn the_gateway_reaches_routes_only() {
+        let (publish, _) = permissions(GATEWAY).unwrap();
+        assert!(publish.contains(&"orders.create".to_string()));
+        assert!(!publish
+            .iter()
+            .any(|s| s == "inventory.reserve" || s.starts_with("$KV")));
+    }
+}
