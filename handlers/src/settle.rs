@@ -9,7 +9,7 @@
 //! from HELD. Either way a settle is applied once: a replay finds the target
 //! state and changes nothing.
 
-use crate::group::{Books, Decision, Key, Read, Record};
+use crate::group::{Books, Decide, Decision, Group, Key, Read, Record};
 use crate::model::{PricedItem, Reservation, ReservationState};
 use crate::status::{Status, Transition};
 use oms_runtime::Problem;
@@ -48,6 +48,20 @@ pub struct SettleRequest {
     /// change since is a 409 and nothing happens.
     #[serde(default)]
     pub expected_revision: Option<u64>,
+}
+
+/// Runs `inventory.release` or `inventory.commit`: requests for staff (and
+/// NATS users), settled by `decide` through the group commit.
+pub fn serve(op: &'static oms_runtime::Operation, decide: Decide<SettleRequest, Reservation>) {
+    type Settles = Group<SettleRequest, Reservation>;
+    let group = move |app: &std::sync::Arc<oms_runtime::App>| {
+        std::future::ready(Group::new(app.store.clone(), reads, decide))
+    };
+    let settle = |ctx: oms_runtime::Ctx<std::sync::Arc<Settles>>, request| async move {
+        ctx.staff_only()?;
+        ctx.state.submit(request).await
+    };
+    oms_runtime::run_with(op, group, settle)
 }
 
 /// The order under the id; if there is none, the hold; then the products

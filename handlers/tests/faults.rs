@@ -29,14 +29,7 @@ async fn armed(stack: &mut Stack, binary: &str, point: &str) -> usize {
 }
 
 async fn product(stack: &Stack, id: &str) -> (u64, u64) {
-    let reply = stack
-        .request("inventory.get", &json!({"productId": id}))
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    (
-        reply.body["quantity"].as_u64().unwrap(),
-        reply.body["reserved"].as_u64().unwrap(),
-    )
+    stack.counts(id).await
 }
 
 async fn order_status(stack: &Stack, id: &str) -> Option<String> {

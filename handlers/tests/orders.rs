@@ -26,14 +26,7 @@ async fn start(extra_env: &[(&str, &str)]) -> Stack {
 }
 
 async fn product(stack: &Stack, id: &str) -> (u64, u64) {
-    let reply = stack
-        .request("inventory.get", &json!({"productId": id}))
-        .await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    (
-        reply.body["quantity"].as_u64().unwrap(),
-        reply.body["reserved"].as_u64().unwrap(),
-    )
+    stack.counts(id).await
 }
 
 async fn order(stack: &Stack, items: Value) -> testkit::Reply {

@@ -340,6 +340,15 @@ impl Stack {
         reply.body
     }
 
+    /// A product's `(quantity, reserved)`, read through `inventory.get`.
+    pub async fn counts(&self, product_id: &str) -> (u64, u64) {
+        let body = serde_json::json!({"productId": product_id});
+        let reply = self.request("inventory.get", &body).await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let count = |field: &str| reply.body[field].as_u64().expect("a count");
+        (count("quantity"), count("reserved"))
+    }
+
     /// Every key of the `oms` bucket with its revision: "nothing changed"
     /// means two snapshots are equal.
     pub async fn snapshot(&self) -> Vec<(String, u64)> {

@@ -1,31 +1,19 @@
 //! `inventory.commit`: marks an order's (or a hold's) stock as sold
 //! (`reserved` drops). For an order that means completing it, allowed only
 //! from CONFIRMED: the order's status and its products' counts move in one
-//! atomic write (`settle.rs`), grouped with the commits that arrive
-//! together. Idempotent. `orders.update-status` reaches it for COMPLETED,
-//! an operator by `nats req`.
+//! atomic write (`settle.rs` decides, `group.rs` writes), grouped with the
+//! commits that arrive together. Idempotent. `orders.update-status` reaches
+//! it for COMPLETED, an operator by `nats req`.
 
-use oms_handlers::group::{Books, Decision, Group};
+use oms_handlers::contract;
+use oms_handlers::group::{Books, Decision};
 use oms_handlers::model::Reservation;
 use oms_handlers::settle::{self, Settle, SettleRequest};
-use oms_handlers::{contract, run_with, Ctx, Problem};
-use std::sync::Arc;
 
 fn main() {
-    let group = |app: &Arc<oms_runtime::App>| {
-        std::future::ready(Group::new(app.store.clone(), settle::reads, decide))
-    };
-    run_with(&contract::INVENTORY_COMMIT, group, commit)
+    settle::serve(&contract::INVENTORY_COMMIT, commit)
 }
 
-async fn commit(
-    ctx: Ctx<Arc<Group<SettleRequest, Reservation>>>,
-    request: SettleRequest,
-) -> Result<Reservation, Problem> {
-    ctx.staff_only()?;
-    ctx.state.submit(request).await
-}
-
-fn decide(books: &Books, request: &SettleRequest, now: &str) -> Decision<Reservation> {
+fn commit(books: &Books, request: &SettleRequest, now: &str) -> Decision<Reservation> {
     settle::decide(books, request, now, Settle::Commit)
 }
