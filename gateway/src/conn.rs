@@ -96,6 +96,11 @@ impl Tracker {
         }
     }
 
+    /// No request in flight.
+    pub fn idle(&self) -> bool {
+        self.lock().in_flight == 0
+    }
+
     /// Bytes just read from the client.
     fn saw(&self, bytes: &[u8]) {
         let mut s = self.lock();

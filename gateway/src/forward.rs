@@ -11,7 +11,7 @@
 //! a cancel, and in the reply of a read. Another customer's order is
 //! answered exactly as `orders.get` answers a missing one.
 
-use crate::auth::{Caller, PRINCIPAL_HEADER, ROLES_HEADER};
+use crate::auth::{self, Caller, PRINCIPAL_HEADER, ROLES_HEADER};
 use crate::endpoint::Endpoint;
 use crate::payload::{self, Parts};
 use crate::policy::Grant;
@@ -99,6 +99,12 @@ async fn try_forward(
         }
         if order_owner(&order)? != customer {
             return Err(not_found(&id));
+        }
+        let status = serde_json::from_slice::<serde_json::Value>(&payload)
+            .ok()
+            .and_then(|p| p["status"].as_str().map(str::to_string));
+        if status.as_deref() != Some("CANCELLED") {
+            return Err(auth::forbidden("a customer may only set status CANCELLED"));
         }
     }
     let message = ask(

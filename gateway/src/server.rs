@@ -127,8 +127,8 @@ fn connection(
     permit: OwnedSemaphorePermit,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let settings = &gateway.settings;
-    let tracker = Tracker::new(settings.header_timeout, settings.idle_timeout);
+    let header_timeout = gateway.settings.header_timeout;
+    let tracker = Tracker::new(header_timeout, gateway.settings.idle_timeout);
     let service = {
         let tracker = tracker.clone();
         service_fn(move |request| {
@@ -150,8 +150,18 @@ fn connection(
         let _permit = permit;
         let mut connection = std::pin::pin!(connection);
         let mut closing = false;
+        // When an idle shutdown began: HTTP/2's GOAWAY waits for the
+        // client's PING ack, and a client that never sends it must not
+        // keep the connection; one header timeout is its grace.
+        let mut idle_since: Option<Instant> = None;
         loop {
-            let deadline = (!closing).then(|| tracker.deadline()).flatten();
+            let deadline = match (closing, idle_since) {
+                (false, _) => tracker.deadline(),
+                (true, Some(since)) if tracker.idle() => {
+                    Some((since + header_timeout, Expiry::Head))
+                }
+                (true, _) => None,
+            };
             let changed = tracker.changed.notified();
             let expired = async {
                 match deadline {
@@ -171,17 +181,26 @@ fn connection(
                     closing = true;
                 }
                 _ = changed => {}
-                _ = expired => match tracker.deadline() {
-                    Some((at, Expiry::Head)) if at <= Instant::now() => {
-                        tracing::debug!(%peer, "closed: no whole request head in time");
+                _ = expired => match deadline {
+                    // Re-checked: a request may have started meanwhile.
+                    Some((_, Expiry::Head)) if closing && tracker.idle() => {
+                        tracing::debug!(%peer, "closed: the client did not finish closing");
                         return;
                     }
-                    Some((at, Expiry::Idle)) if at <= Instant::now() => {
-                        tracing::debug!(%peer, "closing: idle");
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    _ => {}
+                    _ if closing => {}
+                    _ => match tracker.deadline() {
+                        Some((at, Expiry::Head)) if at <= Instant::now() => {
+                            tracing::debug!(%peer, "closed: no whole request head in time");
+                            return;
+                        }
+                        Some((at, Expiry::Idle)) if at <= Instant::now() => {
+                            tracing::debug!(%peer, "closing: idle");
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                            idle_since = Some(Instant::now());
+                        }
+                        _ => {}
+                    },
                 },
             }
         }
