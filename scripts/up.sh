@@ -12,6 +12,13 @@ cd "$root"
 tools=$(scripts/install-tools.sh)
 [ -n "$tools" ] && export PATH="$tools:$PATH"
 mkdir -p .run/logs
+# The gateway checks bearer tokens (README, Security): unless a JWKS or
+# OMS_AUTH=off is set, it gets OMS_JWT_SECRET, a development secret made
+# on first start (a secret the user set is kept). `just token` signs with it.
+if [ -z "${OMS_JWT_PUBLIC_KEYS:-}" ] && [ "${OMS_AUTH:-}" != off ]; then
+  OMS_JWT_SECRET=$(scripts/jwt-secret.sh)
+  export OMS_JWT_SECRET
+fi
 : > .run/pids
 : > .run/nats-pids
 
@@ -59,4 +66,5 @@ for bin in $(scripts/binaries.sh); do
 done
 echo "$where, gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
 echo "logs in .run/logs; Ctrl-C stops everything"
+echo "a token for curl: TOKEN=\$(just token staff)   then  -H \"authorization: Bearer \$TOKEN\""
 wait
