@@ -15,6 +15,11 @@
 //!
 //! A head deadline drops the connection (nothing was accepted on it yet);
 //! an idle one shuts it down gracefully (HTTP/2 says GOAWAY).
+//!
+//! Bytes read while a request is in flight are not counted as a new head:
+//! they are mostly its body. So part of a pipelined HTTP/1 head that came
+//! along with the request before it is held to the idle time, not the
+//! header time.
 
 use std::io;
 use std::pin::Pin;
