@@ -39,6 +39,10 @@ scale binary n="1":
 tools:
     scripts/install-tools.sh >/dev/null
 
+# Print a bearer token for the gateway of `just up` (12 h): `TOKEN=$(just token staff)`, `just token customer c-1`.
+token role="staff" sub="":
+    @scripts/token.sh {{role}} {{sub}}
+
 # Format, lint, and check for warnings.
 check:
     cargo fmt --all -- --check

@@ -5,6 +5,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$1; n=${2:-1}
 [ -x "$root/target/release/$bin" ] || { echo "no binary $bin (try: $(scripts/binaries.sh | tr '\n' ' '))"; exit 1; }
 . "$root/scripts/secrets.sh"
+if [ "$bin" = gateway ] && [ -z "${OMS_JWT_PUBLIC_KEYS:-}" ] && [ "${OMS_AUTH:-}" != off ]; then
+  OMS_JWT_SECRET=$("$root/scripts/jwt-secret.sh")  # the same secret as `just up`'s
+  export OMS_JWT_SECRET
+fi
 mkdir -p "$root/.run/logs"
 for i in $(seq "$n"); do
   as_own_user "$bin" "$root/target/release/$bin" >> "$root/.run/logs/$bin.$i.log" 2>&1 &

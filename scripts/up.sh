@@ -13,6 +13,13 @@ tools=$(scripts/install-tools.sh)
 [ -n "$tools" ] && export PATH="$tools:$PATH"
 mkdir -p .run/logs
 . scripts/secrets.sh
+# The gateway checks bearer tokens (README, Security): unless a JWKS or
+# OMS_AUTH=off is set, it gets OMS_JWT_SECRET, a development secret made
+# on first start (a secret the user set is kept). `just token` signs with it.
+if [ -z "${OMS_JWT_PUBLIC_KEYS:-}" ] && [ "${OMS_AUTH:-}" != off ]; then
+  OMS_JWT_SECRET=$(scripts/jwt-secret.sh)
+  export OMS_JWT_SECRET
+fi
 : > .run/pids
 : > .run/nats-pids
 
@@ -64,4 +71,5 @@ echo "$where, gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
 echo "nats CLI: nats context save oms --server ${NATS_URL%%,*} --user admin --password \$OMS_NATS_PASSWORD_ADMIN --select"
 echo "          (after: . .run/secrets.env)"
 echo "logs in .run/logs; Ctrl-C stops everything"
+echo "a token for curl: TOKEN=\$(just token staff)   then  -H \"authorization: Bearer \$TOKEN\""
 wait

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use testkit::{free_port, NatsServer, Proc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,11 +31,17 @@ pub const WORKERS: &[&str] = &["orders-events", "inventory-holds"];
 
 pub const GATEWAY: &str = "gateway";
 
+/// A staff token for the bench's gateway (minted by its own `gateway token`
+/// once the stack runs): every HTTP request of the bench carries it.
+pub static TOKEN: OnceLock<String> = OnceLock::new();
+
 pub struct Stack {
     pub server: NatsServer,
     pub gateway_addr: String,
     procs: BTreeMap<String, Proc>,
     bin_dir: PathBuf,
+    /// The gateway's HS256 secret: made per run, never stored.
+    jwt_secret: String,
 }
 
 impl Stack {
@@ -49,12 +56,21 @@ impl Stack {
             gateway_addr: format!("127.0.0.1:{}", free_port()),
             procs: BTreeMap::new(),
             bin_dir,
+            jwt_secret: format!("bench-{}-{}", nuid::next(), nuid::next()),
         };
         let init = Command::new(stack.bin_dir.join("oms-init"))
             .envs(stack.server.env_for("oms-init"))
             .status()
             .expect("run oms-init");
         assert!(init.success(), "oms-init failed: {init}");
+        let minted = Command::new(stack.bin_dir.join(GATEWAY))
+            .args(["token", "staff", "bench"])
+            .env("OMS_JWT_SECRET", &stack.jwt_secret)
+            .output()
+            .expect("gateway token");
+        assert!(minted.status.success(), "gateway token: {minted:?}");
+        let token = String::from_utf8_lossy(&minted.stdout).trim().to_string();
+        TOKEN.get_or_init(|| token);
         for (name, _) in HANDLERS {
             stack.spawn(name);
         }
@@ -96,7 +112,11 @@ impl Stack {
                 .env("NATS_URL", self.server.url())
                 .env("NATS_USER", "gateway")
                 .env("NATS_PASSWORD", testkit::password("gateway"))
-                .env("GATEWAY_ADDR", &self.gateway_addr);
+                .env("GATEWAY_ADDR", &self.gateway_addr)
+                .env("OMS_JWT_SECRET", &self.jwt_secret)
+                // One principal, far past the default 10k/s: the bench
+                // measures throughput, not the limit.
+                .env("GATEWAY_RATE_LIMIT", "0");
         } else {
             command.envs(self.server.env_for(name));
         }
@@ -140,7 +160,8 @@ impl Stack {
 pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let token = TOKEN.get().map_or("", String::as_str);
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
         stream.write_all(head.as_bytes()).await.ok()?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.ok()?;

@@ -22,8 +22,10 @@ impl Report {
 }
 
 /// Gives each wrk thread its own random sequence: without it both threads
-/// would send the same products in the same order.
+/// would send the same products in the same order. Every request carries
+/// the bench's staff token (from the environment `run` gives wrk).
 const PRELUDE: &str = r#"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("OMS_BENCH_TOKEN") or "")
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
@@ -117,6 +119,10 @@ pub async fn run(
         .args(["--latency", "--timeout", "5s", "-s"])
         .arg(&file)
         .arg(base)
+        .env(
+            "OMS_BENCH_TOKEN",
+            crate::stack::TOKEN.get().map_or("", String::as_str),
+        )
         .kill_on_drop(true)
         .output();
     // wrk ends by itself after the duration; the margin covers its last timeouts.

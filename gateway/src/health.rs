@@ -5,7 +5,8 @@
 //! now would be served": NATS is connected and every service of the contract
 //! has at least one instance answering `$SRV.PING.<service>`. The pings go
 //! out concurrently and each waits [`PING_WINDOW`] at most; a service with
-//! no instance at all is known at once (no responders).
+//! no instance at all is known at once (no responders). Both say whether
+//! authentication is on (`"auth":"off"` with `OMS_AUTH=off`).
 
 use crate::respond::{self, Body};
 use crate::Gateway;
@@ -24,11 +25,17 @@ pub fn healthz() -> Response<Body> {
 
 pub async fn readyz(gateway: &Gateway) -> Response<Body> {
     let services = services();
+    let auth = if gateway.settings.auth.is_off() {
+        "off"
+    } else {
+        "on"
+    };
     let connected = gateway
         .nats()
         .filter(|c| c.connection_state() == async_nats::connection::State::Connected);
     let Some(client) = connected else {
         let problem = Problem::unavailable("the gateway is not connected to NATS")
+            .with("auth", auth)
             .with("nats", "disconnected")
             .with("missing", &services);
         return respond::problem(&problem);
@@ -60,11 +67,13 @@ pub async fn readyz(gateway: &Gateway) -> Response<Body> {
         .map(|(s, _)| *s)
         .collect();
     if missing.is_empty() {
-        let body = json!({"status": "ready", "nats": "connected", "services": services});
+        let body =
+            json!({"status": "ready", "auth": auth, "nats": "connected", "services": services});
         respond::json(StatusCode::OK, body.to_string())
     } else {
         let problem =
             Problem::unavailable(format!("no instance answers for: {}", missing.join(", ")))
+                .with("auth", auth)
                 .with("nats", "connected")
                 .with("missing", &missing);
         respond::problem(&problem)

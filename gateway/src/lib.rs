@@ -3,32 +3,43 @@
 //! of gateways can run side by side.
 //!
 //! A request goes: [`routes`] (which operation, which path parameters) ->
+//! [`auth`] (who asks), [`limit`] (how often), [`policy`] (may they) ->
 //! [`forward`] (body checks in [`body`], payload in [`payload`], the NATS
 //! request) -> [`reply`] (NATS outcome to HTTP). Around that, [`Gateway::handle`]
 //! gives each request an id, a deadline, a log span and its metrics;
-//! [`server`] runs hyper with limits and graceful shutdown.
+//! [`server`] runs hyper with limits, [`conn`] deadlines and graceful shutdown.
 
+pub mod auth;
 pub mod body;
+pub mod conn;
 pub mod endpoint;
 pub mod forward;
 pub mod health;
+pub mod jwt;
+pub mod limit;
 pub mod metrics;
 pub mod openapi;
 pub mod payload;
+pub mod policy;
 pub mod reply;
 pub mod respond;
 pub mod routes;
 pub mod server;
+pub mod settings;
 pub mod url;
 
+use auth::Caller;
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{HeaderName, HeaderValue, ALLOW};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 use oms_runtime::service::{REQUEST_ID, TRACEPARENT};
 use oms_runtime::{Config, Problem};
+use policy::Access;
 use respond::Body;
 use routes::{Lookup, Table, Target};
+use settings::Settings;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -36,6 +47,8 @@ use tracing::Instrument;
 /// What every request shares.
 pub struct Gateway {
     pub config: Config,
+    pub settings: Settings,
+    limiter: Option<limit::Limiter>,
     pub table: Table,
     pub metrics: metrics::Metrics,
     /// Set once the first connection to NATS is made; until then requests
@@ -45,13 +58,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Arc<Gateway> {
+    pub fn new(config: Config, settings: Settings) -> Arc<Gateway> {
         let table = Table::from_contract();
         let openapi = Bytes::from(
             serde_json::to_vec_pretty(&openapi::document(&table)).expect("openapi is JSON"),
         );
         Arc::new(Gateway {
             config,
+            limiter: limit::Limiter::new(settings.rate_limit),
+            settings,
             table,
             metrics: metrics::Metrics::default(),
             nats: OnceLock::new(),
@@ -74,9 +89,14 @@ impl Gateway {
     }
 
     /// Every request, whatever its route: id, deadline, metrics, log line.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let started = Instant::now();
         let _in_flight = self.metrics.start();
+        drop_oms_headers(request.headers_mut());
         let request_id = header(&request, REQUEST_ID)
             .filter(|id| id.len() <= 128)
             .map(str::to_string)
@@ -95,17 +115,7 @@ impl Gateway {
                         request_id: &request_id,
                         traceparent: traceparent.as_deref(),
                     };
-                    let work = async {
-                        match &route.target {
-                            Target::Operation(endpoint) => {
-                                forward::forward(&self, endpoint, params, request, trace).await
-                            }
-                            Target::Health => health::healthz(),
-                            Target::Ready => health::readyz(&self).await,
-                            Target::Metrics => self.metrics_page(),
-                            Target::OpenApi => respond::json(StatusCode::OK, self.openapi.clone()),
-                        }
-                    };
+                    let work = self.serve(route, params, request, trace, peer);
                     let response =
                         match tokio::time::timeout(self.deadline(), work.instrument(span.clone()))
                             .await
@@ -117,23 +127,10 @@ impl Gateway {
                         };
                     (route.path, response)
                 }
-                Lookup::MethodNotAllowed(allow) => {
-                    let mut response =
-                        respond::problem(&respond::method_not_allowed(method.as_str(), &path));
-                    let allow = allow
-                        .iter()
-                        .map(|m| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    if let Ok(value) = HeaderValue::from_str(&allow) {
-                        response.headers_mut().insert(ALLOW, value);
-                    }
-                    ("unmatched", response)
-                }
-                Lookup::NotFound => (
-                    "unmatched",
-                    respond::problem(&respond::no_route(method.as_str(), &path)),
-                ),
+                unmatched => match self.over_limit(&limit::address_key(peer.ip())) {
+                    Some(wait) => ("unmatched", respond::too_many_requests(wait)),
+                    None => ("unmatched", self.unmatched(unmatched, &method, &path)),
+                },
             };
 
         if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -144,6 +141,88 @@ impl Gateway {
         self.metrics.observe(&method, label, status, elapsed);
         span.in_scope(|| tracing::info!(status, micros = elapsed.as_micros() as u64, "answered"));
         response
+    }
+
+    /// A matched route: who asks, may they, then its work.
+    async fn serve(
+        &self,
+        route: &routes::Route,
+        params: routes::Params<'_>,
+        request: Request<Incoming>,
+        trace: forward::Trace<'_>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let caller = match self.admit(route.access, request.headers(), peer) {
+            Ok(caller) => caller,
+            Err(refusal) => return body::refuse(request, *refusal).await,
+        };
+        let grant = match policy::decide(route.access, &caller) {
+            Ok(grant) => grant,
+            Err(problem) => return body::refuse(request, respond::problem(&problem)).await,
+        };
+        match &route.target {
+            Target::Operation(endpoint) => {
+                let who = forward::Who {
+                    caller: &caller,
+                    grant,
+                };
+                forward::forward(self, endpoint, params, request, trace, who).await
+            }
+            Target::Health => health::healthz(),
+            Target::Ready => health::readyz(self).await,
+            Target::Metrics => self.metrics_page(),
+            Target::OpenApi => respond::json(StatusCode::OK, self.openapi.clone()),
+        }
+    }
+
+    /// 405 with `Allow`, or 404.
+    fn unmatched(
+        &self,
+        lookup: Lookup<'_, '_>,
+        method: &hyper::Method,
+        path: &str,
+    ) -> Response<Body> {
+        let Lookup::MethodNotAllowed(allow) = lookup else {
+            return respond::problem(&respond::no_route(method.as_str(), path));
+        };
+        let mut response = respond::problem(&respond::method_not_allowed(method.as_str(), path));
+        let allow = allow
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(ALLOW, value);
+        }
+        response
+    }
+
+    /// Who asks (unless the route is open) and whether they may ask now:
+    /// the rate limit counts every request, refused ones too, by principal
+    /// or, without one, by client address.
+    fn admit(
+        &self,
+        access: Access,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Caller, Box<Response<Body>>> {
+        let authenticated = match access {
+            Access::Open => Ok(Caller::Anyone),
+            _ => self.settings.auth.authenticate(headers),
+        };
+        let key = match &authenticated {
+            Ok(Caller::Principal(p)) => limit::principal_key(&p.sub),
+            _ => limit::address_key(peer.ip()),
+        };
+        if let Some(wait) = self.over_limit(&key) {
+            return Err(Box::new(respond::too_many_requests(wait)));
+        }
+        authenticated.map_err(|rejection| Box::new(auth::unauthorized(&rejection)))
+    }
+
+    /// Seconds to wait when `key` has no token left.
+    fn over_limit(&self, key: &str) -> Option<u64> {
+        self.limiter.as_ref()?.take(key).err()
     }
 
     fn metrics_page(&self) -> Response<Body> {
@@ -166,6 +245,18 @@ impl Gateway {
             "text/plain; version=0.0.4; charset=utf-8",
             self.metrics.render(nats),
         )
+    }
+}
+
+/// `Oms-*` headers are the gateway's to set (DESIGN §10.3): whatever a
+/// client sent under those names is gone before anything reads the request.
+fn drop_oms_headers(headers: &mut HeaderMap) {
+    let ours = |name: &HeaderName| name.as_str().starts_with("oms-");
+    if headers.keys().any(ours) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| ours(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
@@ -197,10 +288,10 @@ fn valid_traceparent(value: &str) -> bool {
 
 /// Runs the gateway until SIGTERM/SIGINT: binds `GATEWAY_ADDR`, connects to
 /// NATS in the background (retrying), serves, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), std::io::Error> {
+pub async fn run(config: Config, settings: Settings) -> Result<(), std::io::Error> {
     let listener = tokio::net::TcpListener::bind(&config.gateway_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, routes = config_routes(), "gateway listening");
-    let gateway = Gateway::new(config);
+    let gateway = Gateway::new(config, settings);
     let connecting = {
         let gateway = gateway.clone();
         tokio::spawn(async move {

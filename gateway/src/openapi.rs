@@ -6,8 +6,11 @@
 //! schema files go into `components.schemas` as they are. A route's path
 //! parameters (and, for a GET, its query parameters) are the request
 //! schema's properties of those names; a write's body schema is the request
-//! schema without the path parameters.
+//! schema without the path parameters. Every route needs a bearer token
+//! except those [`Access::Open`] (their `security` is empty); which role
+//! may call it is in the README, not in the document.
 
+use crate::policy::Access;
 use crate::routes::{Route, Table, Target};
 use oms_runtime::contract::PROBLEM_SCHEMA;
 use serde_json::{json, Map, Value};
@@ -47,6 +50,14 @@ pub fn document(table: &Table) -> Value {
                 json!({"type": "object"}),
             ),
         };
+        let mut operation = operation;
+        if route.access == Access::Open {
+            operation["security"] = json!([]);
+        } else {
+            for status in ["401", "403", "429"] {
+                operation["responses"][status] = problem_ref();
+            }
+        }
         let item = paths
             .entry(route.path.to_string())
             .or_insert_with(|| json!({}));
@@ -61,7 +72,11 @@ pub fn document(table: &Table) -> Value {
             "description": "Order and inventory management. Every route is one NATS operation (x-nats-subject); the same JSON works with `nats req`. Errors are RFC 9457 problems.",
         },
         "paths": paths,
+        "security": [{"bearer": []}],
         "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
             "schemas": schemas,
             "responses": {
                 "Problem": {

@@ -6,10 +6,10 @@
 //! payload against the operation's schema and names the bad field, so REST
 //! and `nats req` get the same precise answer. The gateway only refuses what
 //! it cannot turn into a payload (a parameter that is not UTF-8, one field
-//! given two different values).
+//! given two different values), and what [`Rules`] forbid the caller.
 
 use crate::endpoint::{typed, Endpoint};
-use crate::url;
+use crate::{auth, policy, url};
 use bytes::Bytes;
 use oms_runtime::Problem;
 use serde_json::{Map, Value};
@@ -20,6 +20,17 @@ pub struct Parts<'a> {
     pub query: Option<&'a str>,
     pub body: Option<Bytes>,
     pub idempotency_key: Option<&'a str>,
+    pub rules: Rules<'a>,
+}
+
+/// What the caller's role holds the payload to (see `policy`).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Rules<'a> {
+    /// The idempotency key (header or body) is replaced by
+    /// [`policy::scoped_key`] of this principal and the key.
+    pub key_scope: Option<&'a str>,
+    /// This field must be absent (it is then set) or equal; else 403.
+    pub owner: Option<(&'static str, &'a str)>,
 }
 
 pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
@@ -46,24 +57,65 @@ pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
         extra.push((field.to_string(), Value::String(key.to_string())));
     }
 
+    let rules = parts.rules;
+    let scope = rules.key_scope.zip(endpoint.idempotency_field);
     let body = parts.body.unwrap_or_default();
     let mut object = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
-    } else if extra.is_empty() {
+    } else if extra.is_empty() && scope.is_none() && rules.owner.is_none() {
         // Nothing to add: the bytes go through untouched.
         return Ok(body);
     } else {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(object)) => object,
             // Not an object (or not JSON): forward as is, and let the
-            // handler's parse report it exactly as it would over NATS.
+            // handler's parse report it exactly as it would over NATS
+            // (it takes only objects, so no rule can be dodged this way).
             _ => return Ok(body),
         }
     };
     for (name, value) in extra {
         insert(&mut object, name, value)?;
     }
+    if let Some((field, sub)) = rules.owner {
+        match object.get(field) {
+            None => {
+                object.insert(field.to_string(), Value::String(sub.to_string()));
+            }
+            Some(given) if given.as_str() == Some(sub) => {}
+            Some(_) => {
+                return Err(auth::forbidden(format!(
+                    "a customer may only name itself as {field} ({sub})"
+                )))
+            }
+        }
+    }
+    if let Some((sub, field)) = scope {
+        if let Some(Value::String(key)) = object.get_mut(field) {
+            if !valid_key(key) {
+                return Err(Problem::invalid_field(
+                    pointer(field),
+                    format!("{field} must match {KEY_PATTERN}"),
+                ));
+            }
+            *key = policy::scoped_key(sub, key);
+        }
+    }
     Ok(Bytes::from(Value::Object(object).to_string()))
+}
+
+/// The schemas' pattern for idempotency keys and request ids.
+pub const KEY_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+
+/// [`KEY_PATTERN`], checked by the gateway before a key is scoped (a hash
+/// would hide a malformed key from the handler's schema check).
+pub fn valid_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
 }
 
 /// Adds a field; the same field twice is fine only with the same value
@@ -107,6 +159,7 @@ mod tests {
             query,
             body: Some(Bytes::from(body.to_string())),
             idempotency_key: None,
+            rules: Rules::default(),
         }
     }
 
@@ -179,6 +232,52 @@ mod tests {
         with_key.idempotency_key = Some("k-1");
         let got = run(&contract::ORDERS_CREATE, with_key).unwrap();
         assert_eq!(got, json!({"customerId": "c", "idempotencyKey": "k-1"}));
+    }
+
+    #[test]
+    fn rules_fill_check_and_scope() {
+        let owner = Rules {
+            owner: Some(("customerId", "c-1")),
+            ..Rules::default()
+        };
+        let mut own = parts(&[], None, r#"{"items":[]}"#);
+        own.rules = owner;
+        let got = run(&contract::ORDERS_CREATE, own).unwrap();
+        assert_eq!(got, json!({"customerId": "c-1", "items": []}));
+        let mut other = parts(&[], None, r#"{"customerId":"c-2"}"#);
+        other.rules = owner;
+        assert_eq!(
+            run(&contract::ORDERS_CREATE, other).unwrap_err().status,
+            403
+        );
+        let mut listed = parts(&[], Some("customerId=c-2"), "");
+        listed.rules = owner;
+        assert_eq!(run(&contract::ORDERS_LIST, listed).unwrap_err().status, 403);
+
+        let scoped = Rules {
+            key_scope: Some("alice"),
+            ..Rules::default()
+        };
+        for (header, body) in [
+            (Some("k-1"), r#"{"customerId":"c"}"#),
+            (None, r#"{"customerId":"c","idempotencyKey":"k-1"}"#),
+        ] {
+            let mut p = parts(&[], None, body);
+            p.idempotency_key = header;
+            p.rules = scoped;
+            let got = run(&contract::ORDERS_CREATE, p).unwrap();
+            assert_eq!(got["idempotencyKey"], policy::scoped_key("alice", "k-1"));
+        }
+        let mut bad = parts(&[], None, r#"{"customerId":"c"}"#);
+        bad.idempotency_key = Some("no spaces");
+        bad.rules = scoped;
+        let err = run(&contract::ORDERS_CREATE, bad).unwrap_err();
+        assert_eq!(
+            (err.status, err.errors[0].pointer.as_str()),
+            (400, "/idempotencyKey")
+        );
+        assert!(valid_key("a") && valid_key(&"a".repeat(64)) && !valid_key(&"a".repeat(65)));
+        assert!(!valid_key("-a") && !valid_key("") && !valid_key("a.b"));
     }
 
     #[test]

@@ -21,13 +21,8 @@ pub fn to_http(
     uri: &Uri,
     message: Message,
 ) -> Result<Response<Body>, Problem> {
-    let headers = message.headers.as_ref();
-    if let Some(code) = headers.and_then(|h| h.get(ERROR_CODE_HEADER)) {
-        return Ok(error(
-            code.as_str(),
-            headers.and_then(|h| h.get(ERROR_HEADER)),
-            message.payload,
-        ));
+    if let Some(response) = error(&message) {
+        return Ok(response);
     }
     if message.status.is_some_and(|s| !s.is_success()) {
         return Err(respond::bad_gateway(format!(
@@ -57,8 +52,14 @@ pub fn to_http(
     Ok(response)
 }
 
-fn error(code: &str, text: Option<&async_nats::HeaderValue>, body: bytes::Bytes) -> Response<Body> {
+/// An error reply as HTTP; `None` for a success.
+pub fn error(message: &Message) -> Option<Response<Body>> {
+    let headers = message.headers.as_ref()?;
+    let code = headers.get(ERROR_CODE_HEADER)?;
+    let text = headers.get(ERROR_HEADER);
+    let body = message.payload.clone();
     let status = code
+        .as_str()
         .trim()
         .parse::<u16>()
         .ok()
@@ -75,9 +76,9 @@ fn error(code: &str, text: Option<&async_nats::HeaderValue>, body: bytes::Bytes)
             status.canonical_reason().unwrap_or("Error"),
             detail,
         );
-        return respond::problem(&problem);
+        return Some(respond::problem(&problem));
     }
-    respond::with_type(status, respond::PROBLEM_JSON, body)
+    Some(respond::with_type(status, respond::PROBLEM_JSON, body))
 }
 
 /// A page as the handlers send it. `items` stays raw: it is passed on as

@@ -52,13 +52,33 @@ pub fn no_route(method: &str, path: &str) -> Problem {
     Problem::not_found(format!("no route for {method} {path}"))
 }
 
-pub fn unsupported_media_type(given: &str) -> Problem {
+/// `given` is the request's `Content-Type`, `None` when it had none.
+pub fn unsupported_media_type(given: Option<&str>) -> Problem {
+    let detail = match given {
+        Some(given) => format!("the body must be application/json, not {given}"),
+        None => "a body needs Content-Type: application/json".to_string(),
+    };
     Problem::new(
         415,
         "unsupported-media-type",
         "Unsupported media type",
-        format!("the body must be application/json, not {given}"),
+        detail,
     )
+}
+
+/// 429, with the seconds to wait for `Retry-After`.
+pub fn too_many_requests(retry_after: u64) -> Response<Body> {
+    let limited = Problem::new(
+        429,
+        "too-many-requests",
+        "Too many requests",
+        format!("the rate limit for this caller is reached; retry in {retry_after} s"),
+    );
+    let mut response = problem(&limited);
+    response
+        .headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 pub fn request_timeout() -> Problem {

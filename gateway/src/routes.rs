@@ -10,6 +10,7 @@
 //! a 405 whose `Allow` lists them.
 
 use crate::endpoint::{Endpoint, Location};
+use crate::policy::{self, Access};
 use hyper::Method;
 use oms_runtime::contract::OPERATIONS;
 
@@ -32,6 +33,8 @@ pub struct Route {
     pub path: &'static str,
     segments: Vec<Segment>,
     pub target: Target,
+    /// Who may use it (DESIGN §10.2).
+    pub access: Access,
 }
 
 #[derive(Debug, PartialEq)]
@@ -140,11 +143,17 @@ impl Route {
                 },
             )
             .collect();
+        let access = match &target {
+            Target::Operation(endpoint) => policy::for_operation(endpoint.op),
+            Target::Metrics => Access::Staff,
+            Target::Health | Target::Ready | Target::OpenApi => Access::Open,
+        };
         Route {
             method,
             path,
             segments,
             target,
+            access,
         }
     }
 

@@ -1,6 +1,11 @@
 //! The HTTP server: hyper-util's auto builder (HTTP/1.1 with keep-alive,
 //! and HTTP/2 for clients that speak it), with limits on what a client may
-//! send, and a graceful shutdown.
+//! send and how long it may take, a cap on connections, and a graceful
+//! shutdown.
+//!
+//! At most `GATEWAY_MAX_CONNECTIONS` are open: at the cap the gateway stops
+//! accepting until one closes (new ones wait in the kernel's backlog). Each
+//! connection's head and idle deadlines are kept by [`crate::conn`].
 //!
 //! On the shutdown signal the listener closes first (new connections are
 //! refused), then every open connection is told to finish: an HTTP/1.1
@@ -9,23 +14,24 @@
 //! all are done, or after [`Gateway::deadline`] plus a margin, does `serve`
 //! return, so every request that was accepted gets its answer.
 
+use crate::conn::{Expiry, Tracker, Watched};
 use crate::Gateway;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Request line plus headers, at most (HTTP/1.1: 431 beyond it).
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Header fields in one request, at most.
 pub const MAX_HEADERS: usize = 64;
-/// Time a client has to send its request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent HTTP/2 streams on one connection.
 pub const MAX_STREAMS: u32 = 256;
 
@@ -39,7 +45,9 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(HEAD_TIMEOUT)
+        // conn.rs keeps the head deadline: hyper's would also cut idle
+        // keep-alive connections short.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEAD)
         .max_headers(MAX_HEADERS);
     builder
@@ -49,9 +57,25 @@ pub async fn serve(
         .max_header_list_size(MAX_HEAD as u32)
         .keep_alive_interval(Duration::from_secs(20));
 
-    let graceful = GracefulShutdown::new();
+    let max = gateway.settings.max_connections;
+    let slots = Arc::new(Semaphore::new(max));
+    let (stop, stopping) = watch::channel(false);
+    let mut warned: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        if slots.available_permits() == 0
+            && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!(
+                max,
+                "GATEWAY_MAX_CONNECTIONS reached: not accepting until one closes"
+            );
+            warned = Some(Instant::now());
+        }
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -65,29 +89,24 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let service = service_fn(move |request| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(request).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
-            }
-        });
+        connection(
+            &builder,
+            stream,
+            peer,
+            gateway.clone(),
+            permit,
+            stopping.clone(),
+        );
     }
     drop(listener);
-    let open = graceful.count();
+    let open = max - slots.available_permits();
     tracing::info!(
         open_connections = open,
         "shutting down: finishing in-flight requests"
     );
+    let _ = stop.send(true);
     let grace = gateway.deadline() + Duration::from_secs(1);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, slots.acquire_many(max as u32))
         .await
         .is_err()
     {
@@ -96,4 +115,94 @@ pub async fn serve(
             "connections still open after the grace period; closing them"
         );
     }
+}
+
+/// Serves one connection in its own task until it ends, its deadline
+/// passes, or the server stops.
+fn connection(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+    permit: OwnedSemaphorePermit,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let header_timeout = gateway.settings.header_timeout;
+    let tracker = Tracker::new(header_timeout, gateway.settings.idle_timeout);
+    let service = {
+        let tracker = tracker.clone();
+        service_fn(move |request| {
+            let active = tracker.start();
+            let gateway = gateway.clone();
+            async move {
+                let response = gateway.handle(request, peer).await;
+                drop(active);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let io = TokioIo::new(Watched {
+        io: stream,
+        tracker: tracker.clone(),
+    });
+    let connection = builder.serve_connection(io, service).into_owned();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut connection = std::pin::pin!(connection);
+        let mut closing = false;
+        // When an idle shutdown began: HTTP/2's GOAWAY waits for the
+        // client's PING ack, and a client that never sends it must not
+        // keep the connection; one header timeout is its grace.
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            let deadline = match (closing, idle_since) {
+                (false, _) => tracker.deadline(),
+                (true, Some(since)) if tracker.idle() => {
+                    Some((since + header_timeout, Expiry::Head))
+                }
+                (true, _) => None,
+            };
+            let changed = tracker.changed.notified();
+            let expired = async {
+                match deadline {
+                    Some((at, _)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(err) = ended {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stopping.changed(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = changed => {}
+                _ = expired => match deadline {
+                    // Re-checked: a request may have started meanwhile.
+                    Some((_, Expiry::Head)) if closing && tracker.idle() => {
+                        tracing::debug!(%peer, "closed: the client did not finish closing");
+                        return;
+                    }
+                    _ if closing => {}
+                    _ => match tracker.deadline() {
+                        Some((at, Expiry::Head)) if at <= Instant::now() => {
+                            tracing::debug!(%peer, "closed: no whole request head in time");
+                            return;
+                        }
+                        Some((at, Expiry::Idle)) if at <= Instant::now() => {
+                            tracing::debug!(%peer, "closing: idle");
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                            idle_since = Some(Instant::now());
+                        }
+                        _ => {}
+                    },
+                },
+            }
+        }
+    });
 }

@@ -110,11 +110,13 @@ async fn a_handler_that_does_not_answer_is_504_and_other_routes_keep_working() {
     let slow: Vec<_> = (0..4)
         .map(|i| {
             let addr = gw.addr.clone();
+            let bearer = gw.bearer();
             tokio::spawn(async move {
                 let started = Instant::now();
                 let mut conn = Conn::open(&addr).await.unwrap();
+                let auth = [("Authorization", bearer.as_str())];
                 let response = conn
-                    .send("GET", &format!("/inventory/p-{i}"), &[], None)
+                    .send("GET", &format!("/inventory/p-{i}"), &auth, None)
                     .await
                     .unwrap();
                 (response, started.elapsed())
@@ -211,7 +213,10 @@ async fn request_id_traceparent_and_payload_reach_the_handler() {
         .request(
             "POST",
             "/inventory/check",
-            &[("traceparent", "garbage")],
+            &[
+                ("Content-Type", "application/json"),
+                ("traceparent", "garbage"),
+            ],
             Some(body),
         )
         .await;
@@ -228,10 +233,12 @@ async fn keep_alive_limits_and_http2() {
     let gw = Gateway::start(&stack.server, &[]).await;
 
     // Many requests over one connection.
+    let bearer = gw.bearer();
+    let auth = [("Authorization", bearer.as_str())];
     let mut conn = Conn::open(&gw.addr).await.unwrap();
     for i in 0..20 {
         let response = conn
-            .send("GET", &format!("/inventory/k-{i}"), &[], None)
+            .send("GET", &format!("/inventory/k-{i}"), &auth, None)
             .await
             .unwrap();
         response.problem(404);
@@ -262,10 +269,8 @@ async fn keep_alive_limits_and_http2() {
 
     // A declared body far over the limit is refused before it is sent.
     let mut conn = Conn::open(&gw.addr).await.unwrap();
-    let response = conn
-        .send_raw(b"POST /inventory HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n")
-        .await
-        .unwrap();
+    let head = format!("POST /inventory HTTP/1.1\r\nHost: g\r\nAuthorization: {bearer}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n");
+    let response = conn.send_raw(head.as_bytes()).await.unwrap();
     assert_eq!(response.status, 413);
 
     // HTTP/2 with prior knowledge: the server's first frame is SETTINGS.

@@ -40,13 +40,17 @@ struct Sent {
 
 /// Adds one unit at a time over one keep-alive connection until the
 /// gateway closes it, then tries a new connection once.
-async fn load_client(addr: String, client: usize) -> Vec<Sent> {
+async fn load_client(addr: String, bearer: String, client: usize) -> Vec<Sent> {
     let body = br#"{"productId":"load","quantity":1,"price":1}"#;
     let mut sent = Vec::new();
     let mut conn = Conn::open(&addr).await.expect("connects before the signal");
     loop {
         let id = format!("load-{client}-{}", sent.len());
-        let headers = [("Content-Type", "application/json"), ("X-Request-Id", &id)];
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("X-Request-Id", &id),
+            ("Authorization", &bearer),
+        ];
         let end = match conn.send("POST", "/inventory", &headers, Some(body)).await {
             Ok(response) => {
                 assert_eq!(response.status, 201, "{id}: {}", response.text());
@@ -133,13 +137,15 @@ async fn sigterm_under_load_answers_every_accepted_request() {
         )
         .await;
     assert_eq!(seeded.status, 201);
+    let bearer = gw.bearer();
     let Gateway {
         proc: mut gateway,
         addr,
+        ..
     } = gw;
 
     let load: Vec<_> = (0..CLIENTS)
-        .map(|client| tokio::spawn(load_client(addr.clone(), client)))
+        .map(|client| tokio::spawn(load_client(addr.clone(), bearer.clone(), client)))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -147,10 +153,15 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     let slow: Vec<_> = (0..8)
         .map(|n| {
             let addr = addr.clone();
+            let bearer = bearer.clone();
             tokio::spawn(async move {
                 let mut conn = Conn::open(&addr).await.unwrap();
                 let id = format!("slow-{n}");
-                let headers = [("Content-Type", "application/json"), ("X-Request-Id", &id)];
+                let headers = [
+                    ("Content-Type", "application/json"),
+                    ("X-Request-Id", &id),
+                    ("Authorization", &bearer),
+                ];
                 let body = br#"{"items":[{"productId":"load","quantity":1}]}"#;
                 let response = conn
                     .send("POST", "/inventory/check", &headers, Some(body))

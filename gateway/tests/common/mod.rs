@@ -1,36 +1,115 @@
 //! What the gateway tests share: the real `gateway` binary started against a
 //! test nats-server, a tiny HTTP/1.1 client over a TCP stream (it can also
-//! send malformed requests byte for byte), and what every gateway test shares.
+//! send malformed requests byte for byte), bearer tokens signed here with
+//! ring (not with the gateway's own code), and what every gateway test shares.
 
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 use testkit::{free_port, NatsServer, Proc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The HS256 secret every test gateway checks tokens with, unless a test
+/// gives it other keys.
+pub const SECRET: &str = "gateway-tests-only-hs256-secret-0123456789";
+
+/// base64url without padding (RFC 7515).
+pub fn b64(bytes: &[u8]) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| n << 8 | *b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A JWT with this header and claims, signed by `sign` over `header.claims`.
+pub fn jwt(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let message = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signature = sign(message.as_bytes());
+    format!("{message}.{}", b64(&signature))
+}
+
+/// An HS256 token for any claims, signed with `secret`.
+pub fn hs256(secret: &str, claims: &Value) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    jwt(&json!({"alg": "HS256", "typ": "JWT"}), claims, |m| {
+        ring::hmac::sign(&key, m).as_ref().to_vec()
+    })
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A valid token for `sub` with these roles (audience `oms`, an hour left).
+pub fn token(sub: &str, roles: &[&str]) -> String {
+    hs256(
+        SECRET,
+        &json!({"sub": sub, "roles": roles, "aud": "oms", "exp": now() + 3600}),
+    )
+}
+
+pub fn staff_token() -> String {
+    token("staff-1", &["staff"])
+}
+
 /// A running gateway process.
 pub struct Gateway {
     pub proc: Proc,
     pub addr: String,
+    /// Sent by [`Gateway::request`] unless the request has its own
+    /// `Authorization`: a staff token.
+    pub token: String,
+}
+
+/// The environment of a test gateway: where NATS is, its address, the test
+/// secret (unless `env` names other keys), then `env`.
+pub fn gateway_env(server: &NatsServer, addr: &str, env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = vec![
+        ("NATS_URL".into(), server.url()),
+        ("NATS_USER".into(), "gateway".into()),
+        ("NATS_PASSWORD".into(), testkit::password("gateway")),
+        ("GATEWAY_ADDR".into(), addr.to_string()),
+        // Whatever the developer's shell exports, the test decides.
+        ("OMS_AUTH".into(), String::new()),
+        ("OMS_JWT_PUBLIC_KEYS".into(), String::new()),
+        ("OMS_JWT_ISSUER".into(), String::new()),
+        ("OMS_JWT_AUDIENCE".into(), String::new()),
+    ];
+    if !env
+        .iter()
+        .any(|(k, _)| *k == "OMS_JWT_SECRET" || *k == "OMS_JWT_PUBLIC_KEYS")
+    {
+        vars.push(("OMS_JWT_SECRET".into(), SECRET.into()));
+    }
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    vars
 }
 
 impl Gateway {
-    /// Starts `gateway` as NATS user `oms-gateway` on a free port and waits
+    /// Starts `gateway` as NATS user `gateway` on a free port, checking
+    /// tokens signed with [`SECRET`] unless `env` says otherwise, and waits
     /// until it answers and has its NATS connection.
     pub async fn start(server: &NatsServer, env: &[(&str, &str)]) -> Gateway {
         let addr = format!("127.0.0.1:{}", free_port());
-        let mut vars: Vec<(String, String)> = vec![
-            ("NATS_URL".into(), server.url()),
-            ("NATS_USER".into(), "gateway".into()),
-            ("NATS_PASSWORD".into(), testkit::password("gateway")),
-            ("GATEWAY_ADDR".into(), addr.clone()),
-        ];
-        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let vars = gateway_env(server, &addr, env);
         let gateway = Gateway {
             proc: Proc::start("gateway", &vars),
             addr,
+            token: staff_token(),
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -48,6 +127,11 @@ impl Gateway {
         }
     }
 
+    /// `Authorization: Bearer <staff token>`, for a raw [`Conn`].
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
     pub async fn try_request(
         &self,
         method: &str,
@@ -55,11 +139,43 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> std::io::Result<Response> {
+        let bearer = self.bearer();
+        let mut all = headers.to_vec();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            all.push(("Authorization", &bearer));
+        }
         let mut conn = Conn::open(&self.addr).await?;
-        conn.send(method, path, headers, body).await
+        conn.send(method, path, &all, body).await
     }
 
-    /// One request on a fresh connection; JSON bodies get `Content-Type: application/json`.
+    /// One request on a fresh connection with `token` (none: no
+    /// `Authorization` at all).
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut all = headers.to_vec();
+        if let Some(bearer) = &bearer {
+            all.push(("Authorization", bearer));
+        }
+        let mut conn = Conn::open(&self.addr)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        conn.send(method, path, &all, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// One request on a fresh connection, as staff unless `headers` has an
+    /// `Authorization`.
     pub async fn request(
         &self,
         method: &str,
