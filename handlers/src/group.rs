@@ -216,6 +216,10 @@ pub enum Decision<R> {
     Accept(R, Vec<Record>),
     /// Refused: nothing changes.
     Refuse(Problem),
+    /// The keys were read at different moments and disagree (an order's
+    /// stock already moved by a write that landed between two reads): the
+    /// group is read again, as after a lost race.
+    Stale,
 }
 
 /// Which keys a request needs, given what is read so far: called again
@@ -368,28 +372,22 @@ where
             read_into(&self.store, &mut books, missing, first).await?;
         }
         let now = time::now();
-        let mut full = false;
-        let outcomes: Vec<_> = requests
-            .iter()
-            .map(|request| {
-                if full {
-                    return None;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            match (self.decide)(&books, request, &now) {
+                // The first request of a group always fits: one request
+                // writes at most 100 products and its order.
+                Decision::Accept(_, changes) if books.would_write(&changes) > MAX_BATCH => break,
+                Decision::Accept(reply, changes) => {
+                    books.apply(changes);
+                    outcomes.push(Some(Ok(reply)));
                 }
-                Some(match (self.decide)(&books, request, &now) {
-                    Decision::Accept(_, changes) if books.would_write(&changes) > MAX_BATCH => {
-                        // The first request of a group always fits: one
-                        // request writes at most 100 products and its order.
-                        full = true;
-                        return None;
-                    }
-                    Decision::Accept(reply, changes) => {
-                        books.apply(changes);
-                        Ok(reply)
-                    }
-                    Decision::Refuse(problem) => Err(problem),
-                })
-            })
-            .collect();
+                Decision::Refuse(problem) => outcomes.push(Some(Err(problem))),
+                Decision::Stale => return Err(Lost::Race),
+            }
+        }
+        // What did not fit waits for the next batch.
+        outcomes.resize_with(requests.len(), || None);
         let writes = books.writes();
         if writes.is_empty() {
             return Ok(outcomes);

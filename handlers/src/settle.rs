@@ -96,7 +96,22 @@ pub fn decide(
 ) -> Decision<Reservation> {
     match settle(books, request, now, how) {
         Ok((reply, changes)) => Decision::Accept(reply, changes),
-        Err(problem) => Decision::Refuse(problem),
+        Err(Refusal::Problem(problem)) => Decision::Refuse(problem),
+        Err(Refusal::Stale) => Decision::Stale,
+    }
+}
+
+/// Why a settle is not accepted.
+enum Refusal {
+    Problem(Problem),
+    /// The order and its products were read on either side of another
+    /// write: read again.
+    Stale,
+}
+
+impl From<Problem> for Refusal {
+    fn from(problem: Problem) -> Refusal {
+        Refusal::Problem(problem)
     }
 }
 
@@ -105,7 +120,7 @@ fn settle(
     request: &SettleRequest,
     now: &str,
     how: Settle,
-) -> Result<(Reservation, Vec<Record>), Problem> {
+) -> Result<(Reservation, Vec<Record>), Refusal> {
     let id = &request.order_id;
     if let Some(order) = books.order(id) {
         let to = how.order_status();
@@ -113,14 +128,14 @@ fn settle(
             // Already there: a retry of this very change succeeds.
             Transition::Same => return Ok((Reservation::of_order(order), Vec::new())),
             Transition::Illegal => {
-                return Err(Problem::conflict(
+                return Err(Refusal::Problem(Problem::conflict(
                     "illegal-transition",
                     format!(
                         "order {id} is {} and cannot become {}",
                         order.status.as_str(),
                         to.as_str()
                     ),
-                ))
+                )))
             }
             Transition::Allowed => {}
         }
@@ -134,7 +149,7 @@ fn settle(
         return Ok((Reservation::of_order(&order), changes));
     }
     let Some(hold) = books.hold(id) else {
-        return Err(Problem::not_found(format!("no order or hold {id}")));
+        return Err(Problem::not_found(format!("no order or hold {id}")).into());
     };
     if hold.state == how.hold_state() {
         return Ok((hold.clone(), Vec::new()));
@@ -143,7 +158,8 @@ fn settle(
         return Err(Problem::conflict(
             "reservation-settled",
             format!("hold {id} is {:?}", hold.state),
-        ));
+        )
+        .into());
     }
     check_revision(books, Key::Hold(id.clone()), request)?;
     let mut changes = move_stock(books, &hold.items, now, how)?;
@@ -156,26 +172,28 @@ fn settle(
     Ok((settled, changes))
 }
 
-fn check_revision(books: &Books, key: Key, request: &SettleRequest) -> Result<(), Problem> {
+fn check_revision(books: &Books, key: Key, request: &SettleRequest) -> Result<(), Refusal> {
     match request.expected_revision {
-        Some(expected) if books.revision(&key) != Some(expected) => Err(Problem::conflict(
-            "concurrent-update",
-            format!(
+        Some(expected) if books.revision(&key) != Some(expected) => {
+            let detail = format!(
                 "{} was changed concurrently; read it again",
                 request.order_id
-            ),
-        )),
+            );
+            Err(Problem::conflict("concurrent-update", detail).into())
+        }
         _ => Ok(()),
     }
 }
 
-/// The products' counts after settling `items`.
+/// The products' counts after settling `items`. A product that holds less
+/// than the order was read after a write that already moved this stock
+/// (the order itself was read before it): stale, not a fault.
 fn move_stock(
     books: &Books,
     items: &[PricedItem],
     now: &str,
     how: Settle,
-) -> Result<Vec<Record>, Problem> {
+) -> Result<Vec<Record>, Refusal> {
     items
         .iter()
         .map(|item| {
@@ -183,12 +201,10 @@ fn move_stock(
                 .product(&item.product_id)
                 .ok_or_else(|| Problem::internal(format!("product {} vanished", item.product_id)))?
                 .clone();
-            product.reserved = product.reserved.checked_sub(item.quantity).ok_or_else(|| {
-                Problem::internal(format!(
-                    "product {} holds less than its order",
-                    item.product_id
-                ))
-            })?;
+            product.reserved = product
+                .reserved
+                .checked_sub(item.quantity)
+                .ok_or(Refusal::Stale)?;
             if how == Settle::Release {
                 product.quantity += item.quantity;
             }
@@ -289,6 +305,24 @@ mod tests {
             panic!("accepted")
         };
         assert_eq!(problem.status, 409);
+    }
+
+    #[test]
+    fn stock_already_moved_under_an_open_order_is_read_again_not_a_fault() {
+        // The order was read before a concurrent settle landed, its product
+        // after: the books disagree, and the group reads again.
+        let mut books = books(Status::Confirmed);
+        let moved = Product {
+            product_id: "A".into(),
+            quantity: 5,
+            reserved: 0,
+            price: Cents(100),
+            created_at: NOW.into(),
+            updated_at: NOW.into(),
+        };
+        books.apply(vec![Record::Product(moved)]);
+        let decision = decide(&books, &request(None), NOW, Settle::Commit);
+        assert!(matches!(decision, Decision::Stale));
     }
 
     #[test]

@@ -248,13 +248,14 @@ mod tests {
         match decision {
             Decision::Accept(reply, changes) => (reply, changes),
             Decision::Refuse(problem) => panic!("refused: {problem}"),
+            Decision::Stale => panic!("stale"),
         }
     }
 
     fn refuse(decision: Decision<Reservation>) -> Problem {
         match decision {
-            Decision::Accept(..) => panic!("accepted"),
             Decision::Refuse(problem) => problem,
+            Decision::Accept(..) | Decision::Stale => panic!("not refused"),
         }
     }
 
