@@ -7,7 +7,7 @@
 use crate::stack::Stack;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Who sends the load: its CPU is reported beside the stack's, not in it.
@@ -39,6 +39,7 @@ pub struct Before {
     monitor: String,
     varz: Option<Value>,
     jsz: Option<Value>,
+    started: Instant,
 }
 
 /// What one case cost per successful request.
@@ -52,6 +53,10 @@ pub struct Cost {
     /// (other processes, the kernel's own threads): whether the window was
     /// shared with other work.
     pub other_us: f64,
+    /// How long the window was, for CPU time as cores busy.
+    pub secs: f64,
+    /// Successful requests in the window.
+    pub requests: u64,
     /// JetStream operations per request, when the monitor answered.
     pub js: Option<Js>,
 }
@@ -184,12 +189,14 @@ impl Before {
             monitor,
             varz,
             jsz,
+            started: Instant::now(),
         }
     }
 
     /// Reads every counter again (CPU times first) and divides the growth
     /// by `ok`, the successful requests of the window.
     pub async fn finish(self, ok: u64, client: Client) -> Cost {
+        let secs = self.started.elapsed().as_secs_f64();
         let machine_after = machine_ticks();
         let children_after = children_us();
         let own_after = proc_ticks("self");
@@ -230,6 +237,8 @@ impl Before {
             client,
             client_us,
             other_us,
+            secs,
+            requests: ok,
             js,
         }
     }
@@ -290,8 +299,15 @@ fn js_growth(varz0: &Value, varz1: &Value, jsz0: &Value, jsz1: &Value, n: f64) -
 }
 
 impl Cost {
+    /// CPU µs per request as cores busy over the window.
+    fn cores(&self, us_per_request: f64) -> f64 {
+        us_per_request * self.requests as f64 / 1e6 / self.secs.max(1e-9)
+    }
+
     /// `nats-server 80, gateway 30, ... = stack 190; client oms-bench 25`
-    /// (processes under 0.5 µs per request left out; the JSON has them).
+    /// (processes under 0.5 µs per request left out; the JSON has them),
+    /// then the cores the stack, the client and the rest of the machine kept
+    /// busy.
     pub fn line(&self) -> String {
         let parts: Vec<String> = self
             .procs
@@ -300,12 +316,15 @@ impl Cost {
             .map(|(name, us)| format!("{name} {us:.0}"))
             .collect();
         format!(
-            "cpu µs/req: {} = stack {:.0}; client {} {:.0}; rest of the machine {:.0}",
+            "cpu µs/req: {} = stack {:.0}; client {} {:.0}; rest of the machine {:.0} (cores busy: stack {:.2}, client {:.2}, rest {:.2})",
             parts.join(", "),
             self.stack_total,
             self.client.name(),
             self.client_us,
-            self.other_us
+            self.other_us,
+            self.cores(self.stack_total),
+            self.cores(self.client_us),
+            self.cores(self.other_us),
         )
     }
 
@@ -338,6 +357,7 @@ impl Cost {
     /// `cpu_us_per_req` and `js_per_req` for a results line.
     pub fn json(&self) -> Value {
         let round = |v: f64| (v * 10.0).round() / 10.0;
+        let cents = |v: f64| (v * 100.0).round() / 100.0;
         let mut cpu = Map::new();
         for (name, us) in &self.procs {
             cpu.insert(name.clone(), json!(round(*us)));
@@ -348,6 +368,14 @@ impl Cost {
             json!({"name": self.client.name(), "us": round(self.client_us)}),
         );
         cpu.insert("rest_of_machine".into(), json!(round(self.other_us)));
+        cpu.insert(
+            "cores_busy".into(),
+            json!({
+                "stack": cents(self.cores(self.stack_total)),
+                "client": cents(self.cores(self.client_us)),
+                "rest_of_machine": cents(self.cores(self.other_us)),
+            }),
+        );
         let js = self.js.as_ref().map(|js| {
             let round = |v: f64| (v * 1000.0).round() / 1000.0;
             let streams: Map<String, Value> = js
