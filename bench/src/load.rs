@@ -38,8 +38,9 @@ impl Rng {
     }
 }
 
-/// Builds one request payload; `task` and `seq` make ids unique.
-pub type Payload = Arc<dyn Fn(&mut Rng, usize, usize) -> Bytes + Send + Sync>;
+/// Builds one request payload; `task` and `seq` make ids unique. None ends
+/// the task (a case that walks a finite set of orders ran out of them).
+pub type Payload = Arc<dyn Fn(&mut Rng, usize, usize) -> Option<Bytes> + Send + Sync>;
 
 /// What one case measured.
 #[derive(Debug, Default)]
@@ -53,6 +54,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Latencies of successful requests, microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// Tasks that ran out of requests before the deadline.
+    pub exhausted: u64,
 }
 
 impl Outcome {
@@ -100,27 +103,6 @@ pub fn reply_id(payload: &[u8]) -> Option<String> {
 /// first file blocks settle, so the first case of a phase is not penalized.
 pub const WARMUP: Duration = Duration::from_secs(1);
 
-/// [`run`] after a [`WARMUP`] of the same requests whose figures are dropped.
-pub async fn measure(
-    client: &Client,
-    subject: &str,
-    concurrency: usize,
-    duration: Duration,
-    payload: Payload,
-    collect: Option<Arc<Collect>>,
-) -> Outcome {
-    run(
-        client,
-        subject,
-        concurrency,
-        WARMUP,
-        payload.clone(),
-        collect.clone(),
-    )
-    .await;
-    run(client, subject, concurrency, duration, payload, collect).await
-}
-
 /// Runs `concurrency` tasks sending to `subject` for `duration`.
 pub async fn run(
     client: &Client,
@@ -146,7 +128,10 @@ pub async fn run(
             };
             let mut seq = 0;
             while seq < MAX_PER_TASK && Instant::now() < deadline {
-                let body = payload(&mut rng, task, seq);
+                let Some(body) = payload(&mut rng, task, seq) else {
+                    out.exhausted += 1;
+                    break;
+                };
                 seq += 1;
                 let sent = Instant::now();
                 let reply =
@@ -193,6 +178,7 @@ pub async fn run(
         total.ok += part.ok;
         total.errors += part.errors;
         total.timeouts += part.timeouts;
+        total.exhausted += part.exhausted;
         for (code, n) in part.codes {
             *total.codes.entry(code).or_default() += n;
         }

@@ -6,16 +6,24 @@
 //!    by the same load client as everything else;
 //! 2. each operation over NATS directly, at 16 and 64 in flight;
 //! 3. the same operations over the gateway with wrk (the gateway's cost);
-//! 4. one hot product reserved by 64 buyers, and the proof of no oversell;
-//! 5. handler cold start and every binary's idle RSS;
-//! 6. growth: get-by-id and the first list page at 10^3 .. 10^6 stored orders
+//! 4. status updates: orders created earlier walked PENDING -> CONFIRMED ->
+//!    COMPLETED or CANCELLED, over NATS and HTTP at 64;
+//! 5. one hot product reserved by 64 buyers, and the proof of no oversell;
+//! 6. handler cold start and every binary's idle RSS;
+//! 7. growth: get-by-id and the first list page at 10^3 .. 10^6 stored orders
 //!    (on a second fresh stack, so earlier cases' orders do not count).
 //!
 //! Settings: `BENCH_SECS` (per case, default 5), `BENCH_MAX_ORDERS` (largest
 //! growth size, default 1000000), `BENCH_ONLY` (comma-separated subset of
 //! `echo,nats,http,hot,cold,growth`). Results: the table on stdout and one
 //! JSON object per line in `target/bench/results.jsonl`.
+//!
+//! Every case also reports what a successful request cost (`cost.rs`): CPU
+//! µs of each process of the stack and of the load client over the measured
+//! window (not the warm-up), stream appends, consumer deliveries and acks,
+//! and the messages through nats-server.
 
+mod cost;
 mod load;
 mod report;
 mod seed;
@@ -24,11 +32,13 @@ mod wrk;
 
 use async_nats::Client;
 use bytes::Bytes;
+use cost::Cost;
 use load::{Collect, Payload, Rng};
 use report::{Report, Row};
 use serde_json::{json, Value};
 use stack::{Stack, GATEWAY, HANDLERS, WORKERS};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,8 +52,17 @@ const STOCK: u64 = 1_000_000_000;
 const HOT: &str = "HOT";
 const HOT_UNITS: u64 = 1_000_000;
 const CONCURRENCY: [usize; 2] = [16, 64];
-/// Order ids kept from the create cases for the get cases.
+/// Order ids the get cases pick from (the first ones the create cases made).
 const KEEP_IDS: usize = 10_000;
+/// Order ids kept from the 1-item create cases, for the get and status cases.
+const COLLECT_IDS: usize = 400_000;
+/// The status cases' concurrency.
+const STATUS_CONCURRENCY: usize = 64;
+/// Status updates per second a status case's pool of PENDING orders is
+/// sized for: each order gives two updates, so a case of `BENCH_SECS` plus
+/// its warm-up uses up to (secs + 1) * this / 2 orders. A task that runs
+/// out ends early and the case says so.
+const STATUS_MAX_RPS: usize = 12_000;
 const BUCKET: &str = "oms";
 
 struct Settings {
@@ -105,6 +124,7 @@ async fn main() {
         "secs_per_case": settings.secs.as_secs(),
         "max_orders": settings.max_orders,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "load_average": load_average(),
         "started_at": seed::format_millis(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -123,6 +143,7 @@ async fn main() {
         settings.max_orders,
         report.path.display()
     );
+    println!("load average before: {}", load_average());
     let mut stack = Stack::start(true).await;
     let control = stack.server.client().await;
     let loader = stack.server.client().await;
@@ -139,53 +160,82 @@ async fn main() {
         let body = Bytes::from_static(br#"{"productId":"P042","quantity":1,"price":9.99}"#);
         for concurrency in CONCURRENCY {
             let body = body.clone();
-            let payload: Payload = Arc::new(move |_, _, _| body.clone());
-            let outcome = load::measure(
+            let payload: Payload = Arc::new(move |_, _, _| Some(body.clone()));
+            let (outcome, cost) = nats_measured(
+                &stack,
                 &loader,
                 "bench.echo",
                 concurrency,
-                settings.secs,
+                &settings,
                 payload,
                 None,
             )
             .await;
-            nats_row(&mut report, "echo", "bench.echo", concurrency, &outcome);
+            nats_row(
+                &mut report,
+                "echo",
+                "bench.echo",
+                concurrency,
+                &outcome,
+                &cost,
+            );
         }
         responder.abort();
     }
 
     seed_products(&control).await;
-    let ids = Collect::new(KEEP_IDS);
+    let ids = Collect::new(COLLECT_IDS);
     let mut cases = vec![create_case(1), create_case(5)];
     let ran_nats = settings.runs("nats");
     if ran_nats {
         report.section("Operations over NATS directly (Rust load client, one connection)");
-        for case in &cases {
+        for (n, case) in cases.iter().enumerate() {
             for concurrency in CONCURRENCY {
+                // Only 1-item orders are kept, so every status case walks
+                // orders of the same shape.
                 run_nats_case(
                     &mut report,
+                    &stack,
                     &loader,
                     case,
                     concurrency,
                     &settings,
-                    Some(&ids),
+                    (n == 0).then_some(&ids),
                 )
                 .await;
             }
         }
     }
-    let mut order_ids = ids.ids.lock().expect("ids lock").clone();
-    if order_ids.is_empty() && (settings.runs("nats") || settings.runs("http")) {
-        // The create cases did not run (or all failed): make a few orders.
-        order_ids = make_orders(&control, 1000).await;
-    }
+    // Created 1-item orders, PENDING: the first ones for the get cases, the
+    // rest for the status cases to walk (topped up when the create cases made
+    // too few), each status case its own.
+    let mut pool = OrderPool::new(std::mem::take(&mut *ids.ids.lock().expect("ids lock")));
+    let wants_orders = settings.runs("nats") || settings.runs("http");
+    let order_ids = if wants_orders {
+        pool.take(&loader, KEEP_IDS.min(pool.len().max(1000))).await
+    } else {
+        Vec::new()
+    };
     cases.extend(read_and_stock_cases(Arc::new(order_ids)));
+    let status_orders = (settings.secs.as_secs() as usize + 1) * STATUS_MAX_RPS / 2;
+    let mut nats_status_rps = None;
     if ran_nats {
         for case in &cases[2..] {
             for concurrency in CONCURRENCY {
-                run_nats_case(&mut report, &loader, case, concurrency, &settings, None).await;
+                run_nats_case(
+                    &mut report,
+                    &stack,
+                    &loader,
+                    case,
+                    concurrency,
+                    &settings,
+                    None,
+                )
+                .await;
             }
         }
+        let walk = pool.take(&loader, status_orders).await;
+        nats_status_rps = Some(status_nats(&mut report, &stack, &loader, walk, &settings).await);
     }
 
     if settings.runs("http") && have_wrk {
@@ -195,11 +245,12 @@ async fn main() {
             for concurrency in CONCURRENCY {
                 run_http_case(
                     &mut report,
+                    &stack,
                     scripts.path(),
                     &base,
                     case.name,
                     case.route,
-                    &case.lua,
+                    (&case.lua, &case.lua),
                     concurrency,
                     &settings,
                     json!({}),
@@ -207,11 +258,18 @@ async fn main() {
                 .await;
             }
         }
+        // Sized on the NATS rate when it ran (HTTP has not been faster).
+        let wanted = nats_status_rps.map_or(status_orders, |rps| {
+            let need = (settings.secs.as_secs_f64() + 1.0) * rps * 0.75;
+            status_orders.min(need as usize + 1000)
+        });
+        let walk = pool.take(&loader, wanted).await;
+        status_http(&mut report, &stack, scripts.path(), walk, &settings).await;
     }
 
     if settings.runs("hot") {
         report.section("Hot SKU: 64 buyers reserving 1 unit of one product");
-        hot_sku(&mut report, &control, &loader, &settings).await;
+        hot_sku(&mut report, &stack, &control, &loader, &settings).await;
     }
 
     if settings.runs("cold") {
@@ -227,11 +285,55 @@ async fn main() {
         growth(&mut report, scripts.path(), &settings, have_wrk).await;
     }
 
+    report.flush();
+    println!("\nload average after: {}", load_average());
+    report.json(json!({"case": "end", "load_average": load_average()}));
     println!(
         "\ndone in {:.0} s; results in {}",
         started.elapsed().as_secs_f64(),
         report.path.display()
     );
+}
+
+/// `/proc/loadavg`'s first three fields: whether something else used the
+/// machine's cores during the run.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// PENDING orders made by the create cases, handed out once each.
+struct OrderPool {
+    ids: Vec<String>,
+}
+
+impl OrderPool {
+    fn new(ids: Vec<String>) -> OrderPool {
+        OrderPool { ids }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// `n` orders no other case has had, creating what is missing (64 at a
+    /// time over NATS, not measured).
+    async fn take(&mut self, loader: &Client, n: usize) -> Vec<String> {
+        if self.ids.len() < n {
+            let missing = n - self.ids.len();
+            let started = Instant::now();
+            let made = make_orders(loader, missing).await;
+            println!(
+                "\n(made {} more PENDING orders in {:.1} s for the next cases)",
+                made.len(),
+                started.elapsed().as_secs_f64()
+            );
+            self.ids.extend(made);
+        }
+        let rest = self.ids.split_off(n.min(self.ids.len()));
+        std::mem::replace(&mut self.ids, rest)
+    }
 }
 
 /// `P000`..`P099` with huge stock, and the hot product.
@@ -255,15 +357,29 @@ async fn expect_ok(client: &Client, subject: &str, body: &Value) -> Value {
     reply.body
 }
 
+/// Creates `n` orders of 1 item, 64 requests in flight; returns their ids.
 async fn make_orders(client: &Client, n: usize) -> Vec<String> {
-    let mut ids = Vec::with_capacity(n);
-    let mut rng = Rng::new(99);
-    for _ in 0..n {
-        let body: Value = serde_json::from_slice(&order_request(&mut rng, 1)).expect("json");
-        let order = expect_ok(client, "orders.create", &body).await;
-        ids.push(order["id"].as_str().expect("order id").to_string());
-    }
-    ids
+    let sent = Arc::new(AtomicUsize::new(0));
+    let payload: Payload = Arc::new(move |rng, _, _| {
+        (sent.fetch_add(1, Ordering::Relaxed) < n).then(|| order_request(rng, 1))
+    });
+    let made = Collect::new(n);
+    let outcome = load::run(
+        client,
+        "orders.create",
+        64,
+        Duration::from_secs(3600),
+        payload,
+        Some(made.clone()),
+    )
+    .await;
+    assert!(
+        outcome.errors == 0,
+        "creating orders for the next cases failed: {:?}",
+        outcome.codes
+    );
+    let mut ids = made.ids.lock().expect("ids lock");
+    std::mem::take(&mut *ids)
 }
 
 /// An `orders.create` body with `items` distinct random products.
@@ -295,7 +411,7 @@ fn create_case(items: usize) -> Case {
         },
         subject: "orders.create",
         route: "POST /orders",
-        payload: Arc::new(move |rng, _, _| order_request(rng, items)),
+        payload: Arc::new(move |rng, _, _| Some(order_request(rng, items))),
         lua: wrk::post_script(
             "/orders",
             &format!(
@@ -313,7 +429,10 @@ fn read_and_stock_cases(ids: Arc<Vec<String>>) -> Vec<Case> {
             subject: "orders.get",
             route: "GET /orders/{id}",
             payload: Arc::new(move |rng, _, _| {
-                Bytes::from(format!(r#"{{"id":"{}"}}"#, ids[rng.below(ids.len())]))
+                Some(Bytes::from(format!(
+                    r#"{{"id":"{}"}}"#,
+                    ids[rng.below(ids.len())]
+                )))
             }),
             lua: wrk::get_script(r#""/orders/" .. ids[math.random(1, #ids)]"#, &table),
         },
@@ -322,10 +441,10 @@ fn read_and_stock_cases(ids: Arc<Vec<String>>) -> Vec<Case> {
             subject: "inventory.add-stock",
             route: "POST /inventory",
             payload: Arc::new(|rng, _, _| {
-                Bytes::from(format!(
+                Some(Bytes::from(format!(
                     r#"{{"productId":"{PRODUCT_PREFIX}{:03}","quantity":1,"price":{PRICE}}}"#,
                     rng.below(PRODUCTS)
-                ))
+                )))
             }),
             lua: wrk::post_script(
                 "/inventory",
@@ -339,10 +458,10 @@ fn read_and_stock_cases(ids: Arc<Vec<String>>) -> Vec<Case> {
             subject: "inventory.get",
             route: "GET /inventory/{productId}",
             payload: Arc::new(|rng, _, _| {
-                Bytes::from(format!(
+                Some(Bytes::from(format!(
                     r#"{{"productId":"{PRODUCT_PREFIX}{:03}"}}"#,
                     rng.below(PRODUCTS)
-                ))
+                )))
             }),
             lua: wrk::get_script(r#""/inventory/" .. product()"#, ""),
         },
@@ -350,7 +469,7 @@ fn read_and_stock_cases(ids: Arc<Vec<String>>) -> Vec<Case> {
             name: "orders.list limit=100",
             subject: "orders.list",
             route: "GET /orders?limit=100",
-            payload: Arc::new(|_, _, _| Bytes::from_static(br#"{"limit":100}"#)),
+            payload: Arc::new(|_, _, _| Some(Bytes::from_static(br#"{"limit":100}"#))),
             lua: wrk::get_script(r#""/orders?limit=100""#, ""),
         },
     ]
@@ -358,26 +477,76 @@ fn read_and_stock_cases(ids: Arc<Vec<String>>) -> Vec<Case> {
 
 async fn run_nats_case(
     report: &mut Report,
+    stack: &Stack,
     loader: &Client,
     case: &Case,
     concurrency: usize,
     settings: &Settings,
     collect: Option<&Arc<Collect>>,
 ) {
-    let outcome = load::measure(
+    let (outcome, cost) = nats_measured(
+        stack,
         loader,
         case.subject,
         concurrency,
-        settings.secs,
+        settings,
         case.payload.clone(),
         collect.cloned(),
     )
     .await;
-    nats_row(report, case.name, case.subject, concurrency, &outcome);
+    nats_row(
+        report,
+        case.name,
+        case.subject,
+        concurrency,
+        &outcome,
+        &cost,
+    );
 }
 
-fn nats_row(report: &mut Report, case: &str, subject: &str, concurrency: usize, o: &load::Outcome) {
-    report.row(Row {
+/// A warm-up of the same requests (not measured), then the measured window
+/// and what it cost.
+async fn nats_measured(
+    stack: &Stack,
+    loader: &Client,
+    subject: &str,
+    concurrency: usize,
+    settings: &Settings,
+    payload: Payload,
+    collect: Option<Arc<Collect>>,
+) -> (load::Outcome, Cost) {
+    load::run(
+        loader,
+        subject,
+        concurrency,
+        load::WARMUP,
+        payload.clone(),
+        collect.clone(),
+    )
+    .await;
+    let before = cost::Before::take(stack).await;
+    let outcome = load::run(
+        loader,
+        subject,
+        concurrency,
+        settings.secs,
+        payload,
+        collect,
+    )
+    .await;
+    let cost = before.finish(outcome.ok, cost::Client::Bench).await;
+    (outcome, cost)
+}
+
+fn nats_row(
+    report: &mut Report,
+    case: &str,
+    subject: &str,
+    concurrency: usize,
+    o: &load::Outcome,
+    cost: &Cost,
+) {
+    let row = Row {
         case,
         transport: "nats",
         concurrency,
@@ -391,18 +560,41 @@ fn nats_row(report: &mut Report, case: &str, subject: &str, concurrency: usize, 
             "timeouts": o.timeouts,
             "error_codes": o.codes,
             "secs": o.elapsed.as_secs_f64(),
+            "exhausted_tasks": o.exhausted,
         }),
-    });
+    };
+    row_with_cost(report, row, cost);
 }
 
+/// The row, with its cost in the JSON line and as lines under the table.
+fn row_with_cost(report: &mut Report, mut row: Row, cost: &Cost) {
+    if let (Value::Object(extra), Value::Object(cost)) = (&mut row.extra, cost.json()) {
+        extra.extend(cost);
+    }
+    report.detail(format!(
+        "{} · {} · {}: {}",
+        row.case,
+        row.transport,
+        row.concurrency,
+        cost.line()
+    ));
+    if let Some(js) = cost.js_line() {
+        report.detail(format!("    {js}"));
+    }
+    report.row(row);
+}
+
+/// wrk for one second with `scripts.0` (not measured), then for
+/// `BENCH_SECS` with `scripts.1`, and what that cost.
 #[allow(clippy::too_many_arguments)]
 async fn run_http_case(
     report: &mut Report,
+    stack: &Stack,
     dir: &Path,
     base: &str,
     case: &str,
     route: &str,
-    lua: &str,
+    scripts: (&str, &str),
     concurrency: usize,
     settings: &Settings,
     mut extra: Value,
@@ -411,15 +603,26 @@ async fn run_http_case(
         "{}-{concurrency}",
         case.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
     );
-    // Warm-up, as for the NATS cases; its figures are dropped.
-    let _ = wrk::run(dir, &file, lua, base, concurrency, load::WARMUP).await;
-    match wrk::run(dir, &file, lua, base, concurrency, settings.secs).await {
+    let (warmup, measured) = scripts;
+    let _ = wrk::run(
+        dir,
+        &format!("{file}-warmup"),
+        warmup,
+        base,
+        concurrency,
+        load::WARMUP,
+    )
+    .await;
+    let before = cost::Before::take(stack).await;
+    match wrk::run(dir, &file, measured, base, concurrency, settings.secs).await {
         Ok(w) => {
+            let ok = w.requests.saturating_sub(w.errors());
+            let cost = before.finish(ok, cost::Client::Wrk).await;
             extra["route"] = json!(route);
             extra["requests"] = json!(w.requests);
             extra["non_2xx"] = json!(w.non_2xx);
             extra["socket_errors"] = json!(w.socket_errors);
-            report.row(Row {
+            let row = Row {
                 case,
                 transport: "http",
                 concurrency,
@@ -428,7 +631,8 @@ async fn run_http_case(
                 p99_ms: w.p99_ms,
                 errors: w.errors(),
                 extra,
-            });
+            };
+            row_with_cost(report, row, &cost);
             Some(w)
         }
         Err(err) => {
@@ -439,9 +643,108 @@ async fn run_http_case(
     }
 }
 
+const STATUS_CASE: &str = "orders.update-status walk";
+
+/// `orders.update-status` bodies walking `ids`: task t owns every
+/// `tasks`-th order from t and moves each PENDING -> CONFIRMED, then
+/// COMPLETED (even orders of the task) or CANCELLED (odd ones). A task sends
+/// its requests one after the other, so each is a legal transition; where
+/// a task stands is kept across the warm-up and the measured run.
+fn status_walk(ids: Arc<Vec<String>>, tasks: usize) -> Payload {
+    let steps: Arc<Vec<AtomicUsize>> = Arc::new((0..tasks).map(|_| AtomicUsize::new(0)).collect());
+    Arc::new(move |_, task, _| {
+        let step = steps[task].fetch_add(1, Ordering::Relaxed);
+        let nth = step / 2;
+        let id = ids.get(task + nth * tasks)?;
+        let status = match (step % 2, nth % 2) {
+            (0, _) => "CONFIRMED",
+            (_, 0) => "COMPLETED",
+            _ => "CANCELLED",
+        };
+        Some(Bytes::from(format!(
+            r#"{{"id":"{id}","status":"{status}"}}"#
+        )))
+    })
+}
+
+/// The status walk over NATS at 64; returns its req/s.
+async fn status_nats(
+    report: &mut Report,
+    stack: &Stack,
+    loader: &Client,
+    ids: Vec<String>,
+    settings: &Settings,
+) -> f64 {
+    let orders = ids.len();
+    let payload = status_walk(Arc::new(ids), STATUS_CONCURRENCY);
+    let (outcome, cost) = nats_measured(
+        stack,
+        loader,
+        "orders.update-status",
+        STATUS_CONCURRENCY,
+        settings,
+        payload,
+        None,
+    )
+    .await;
+    if outcome.exhausted > 0 {
+        report.detail(format!(
+            "{STATUS_CASE}: {} of {STATUS_CONCURRENCY} tasks walked all their orders ({orders} in all) before the end: raise STATUS_MAX_RPS",
+            outcome.exhausted
+        ));
+    }
+    nats_row(
+        report,
+        STATUS_CASE,
+        "orders.update-status",
+        STATUS_CONCURRENCY,
+        &outcome,
+        &cost,
+    );
+    outcome.rps()
+}
+
+/// The status walk over the gateway at 64: the warm-up walks its own share
+/// of the orders, the measured run the rest (each wrk run starts afresh).
+async fn status_http(
+    report: &mut Report,
+    stack: &Stack,
+    dir: &Path,
+    ids: Vec<String>,
+    settings: &Settings,
+) {
+    let warm = ids.len() / (settings.secs.as_secs() as usize + 1);
+    let write = |name: &str, ids: &[String]| {
+        let path = dir.join(name);
+        std::fs::write(&path, ids.join("\n") + "\n").expect("write an id file");
+        wrk::status_walk_script(&path)
+    };
+    let warmup = write("status-warmup.ids", &ids[..warm]);
+    let measured = write("status.ids", &ids[warm..]);
+    run_http_case(
+        report,
+        stack,
+        dir,
+        &stack.base_url(),
+        STATUS_CASE,
+        "PUT /orders/{id}/status",
+        (&warmup, &measured),
+        STATUS_CONCURRENCY,
+        settings,
+        json!({"orders": ids.len() - warm}),
+    )
+    .await;
+}
+
 /// 64 tasks reserve 1 unit of `HOT` each, with a fresh orderId every time;
 /// afterwards the product must show exactly the successful reservations.
-async fn hot_sku(report: &mut Report, control: &Client, loader: &Client, settings: &Settings) {
+async fn hot_sku(
+    report: &mut Report,
+    stack: &Stack,
+    control: &Client,
+    loader: &Client,
+    settings: &Settings,
+) {
     expect_ok(
         control,
         "inventory.add-stock",
@@ -450,10 +753,12 @@ async fn hot_sku(report: &mut Report, control: &Client, loader: &Client, setting
     .await;
     let run = nuid::next().to_string();
     let payload: Payload = Arc::new(move |_, task, seq| {
-        Bytes::from(format!(
+        Some(Bytes::from(format!(
             r#"{{"orderId":"hot-{run}-{task}-{seq}","items":[{{"productId":"{HOT}","quantity":1}}]}}"#
-        ))
+        )))
     });
+    // No warm-up: every reservation of the run counts in the proof below.
+    let before = cost::Before::take(stack).await;
     let outcome = load::run(
         loader,
         "inventory.reserve",
@@ -463,12 +768,14 @@ async fn hot_sku(report: &mut Report, control: &Client, loader: &Client, setting
         None,
     )
     .await;
+    let cost = before.finish(outcome.ok, cost::Client::Bench).await;
     nats_row(
         report,
         "hot SKU inventory.reserve",
         "inventory.reserve",
         64,
         &outcome,
+        &cost,
     );
     let product = expect_ok(control, "inventory.get", &json!({"productId": HOT})).await;
     let quantity = product["quantity"].as_u64().unwrap_or(0);
@@ -639,15 +946,16 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
         let extra = json!({"orders": size});
         let get: Payload = Arc::new(move |rng, _, _| {
             let n = 1 + rng.below(size as usize) as u64;
-            Bytes::from(format!(r#"{{"id":"{}"}}"#, seed::order_id(n)))
+            Some(Bytes::from(format!(r#"{{"id":"{}"}}"#, seed::order_id(n))))
         });
-        let list: Payload = Arc::new(|_, _, _| Bytes::from_static(br#"{"limit":100}"#));
+        let list: Payload = Arc::new(|_, _, _| Some(Bytes::from_static(br#"{"limit":100}"#)));
         for (case, subject, payload) in [
             (&get_case, "orders.get", get),
             (&list_case, "orders.list", list),
         ] {
-            let o = load::measure(&loader, subject, 64, settings.secs, payload, None).await;
-            report.row(Row {
+            let (o, cost) =
+                nats_measured(&stack, &loader, subject, 64, settings, payload, None).await;
+            let row = Row {
                 case,
                 transport: "nats",
                 concurrency: 64,
@@ -656,7 +964,8 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
                 p99_ms: o.quantile_ms(0.99),
                 errors: o.errors,
                 extra: json!({"orders": size, "subject": subject, "error_codes": o.codes}),
-            });
+            };
+            row_with_cost(report, row, &cost);
         }
         if have_wrk {
             let get_lua = wrk::get_script(
@@ -665,11 +974,12 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
             );
             let got = run_http_case(
                 report,
+                &stack,
                 dir,
                 &stack.base_url(),
                 &get_case,
                 "GET /orders/{id}",
-                &get_lua,
+                (&get_lua, &get_lua),
                 64,
                 settings,
                 extra.clone(),
@@ -679,11 +989,12 @@ async fn growth(report: &mut Report, dir: &Path, settings: &Settings, have_wrk: 
             let list_lua = wrk::get_script(r#""/orders?limit=100""#, "");
             run_http_case(
                 report,
+                &stack,
                 dir,
                 &stack.base_url(),
                 &list_case,
                 "GET /orders?limit=100",
-                &list_lua,
+                (&list_lua, &list_lua),
                 64,
                 settings,
                 extra,

@@ -2,6 +2,7 @@
 //! `target/bench/results.jsonl`.
 
 use serde_json::{json, Map, Value};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
@@ -27,6 +28,9 @@ pub struct Report {
     echo: HashMap<usize, f64>,
     /// NATS req/s by (case, concurrency), for the gateway's cost.
     nats: HashMap<(String, usize), f64>,
+    /// Lines about the rows of the current table (their cost), printed
+    /// under it so the table stays one table.
+    details: RefCell<Vec<String>>,
 }
 
 impl Report {
@@ -40,6 +44,7 @@ impl Report {
             path,
             echo: HashMap::new(),
             nats: HashMap::new(),
+            details: RefCell::new(Vec::new()),
         }
     }
 
@@ -51,11 +56,13 @@ impl Report {
 
     /// A section heading alone (for sections with their own table).
     pub fn heading(&self, title: &str) {
+        self.flush();
         println!("\n## {title}");
     }
 
     /// The table's column names.
     pub fn columns(&self) {
+        self.flush();
         println!();
         println!(
             "| {:<34} | {:<9} | {:>4} | {:>9} | {:>8} | {:>8} | {:>7} | {:>6} | {:>6} |",
@@ -77,7 +84,24 @@ impl Report {
 
     /// A free line under the table (a proof, a note).
     pub fn note(&self, text: &str) {
+        self.flush();
         println!("\n{text}");
+    }
+
+    /// A line about a row, printed under the current table.
+    pub fn detail(&self, text: String) {
+        self.details.borrow_mut().push(text);
+    }
+
+    /// Prints the details of the table just ended.
+    pub fn flush(&self) {
+        let details = std::mem::take(&mut *self.details.borrow_mut());
+        if !details.is_empty() {
+            println!();
+            for line in details {
+                println!("{line}");
+            }
+        }
     }
 
     /// Prints a row, adds its ratios, writes it as a JSON line.

@@ -135,6 +135,27 @@ impl Stack {
         self.procs.get(name).map(Proc::pid)
     }
 
+    /// Every running process of the stack, in report order: nats-server,
+    /// the gateway, the handlers, the workers.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let mut pids: Vec<(String, u32)> = self
+            .server
+            .pid()
+            .map(|pid| ("nats-server".to_string(), pid))
+            .into_iter()
+            .collect();
+        let names = [GATEWAY]
+            .into_iter()
+            .chain(HANDLERS.iter().map(|(name, _)| *name))
+            .chain(WORKERS.iter().copied());
+        for name in names {
+            if let Some(pid) = self.pid(name) {
+                pids.push((name.to_string(), pid));
+            }
+        }
+        pids
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.gateway_addr)
     }

@@ -21,6 +21,9 @@ impl Report {
     }
 }
 
+/// wrk's threads (`-t`): the load client's share of the 2 cores.
+pub const THREADS: usize = 2;
+
 /// Gives each wrk thread its own random sequence: without it both threads
 /// would send the same products in the same order. Every request carries
 /// the bench's staff token (from the environment `run` gives wrk).
@@ -90,6 +93,58 @@ end
     )
 }
 
+/// `PUT /orders/{id}/status` walking the orders listed in `ids_file` (one
+/// id a line, all PENDING), each thread its own half: an order is confirmed,
+/// and only once that answer is back (`response` sees the order CONFIRMED)
+/// completed or cancelled (alternately), so every request is a legal
+/// transition. Fresh orders are confirmed while no confirmed one waits. A
+/// thread out of fresh orders sends an illegal update (409): the run shows
+/// errors rather than repeating a legal-looking request.
+pub fn status_walk_script(ids_file: &Path) -> String {
+    format!(
+        r#"
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local fresh, next_fresh, confirmed, settled = {{}}, 1, {{}}, 0
+function init(args)
+  local n = 0
+  for line in io.lines("{file}") do
+    if n % {threads} == tid then fresh[#fresh + 1] = line end
+    n = n + 1
+  end
+end
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+local function put(id, status)
+  return wrk.format(nil, "/orders/" .. id .. "/status", nil, '{{"status":"' .. status .. '"}}')
+end
+request = function()
+  local id = table.remove(confirmed, 1)
+  if id then
+    settled = settled + 1
+    return put(id, settled % 2 == 0 and "CANCELLED" or "COMPLETED")
+  end
+  id = fresh[next_fresh]
+  if not id then
+    return put(fresh[1] or "none", "PENDING")
+  end
+  next_fresh = next_fresh + 1
+  return put(id, "CONFIRMED")
+end
+response = function(status, headers, body)
+  if status == 200 and body:match('"status":"(%u+)"') == "CONFIRMED" then
+    confirmed[#confirmed + 1] = body:match('"id":"([^"]+)"')
+  end
+end
+"#,
+        file = ids_file.display(),
+        threads = THREADS,
+    )
+}
+
 /// A Lua table literal of the given ids, as `local ids = {...}`.
 pub fn id_table(ids: &[String]) -> String {
     let mut out = String::from("local ids = {");
@@ -115,7 +170,8 @@ pub async fn run(
     std::fs::write(&file, script).map_err(|e| format!("write {}: {e}", file.display()))?;
     let secs = duration.as_secs().max(1);
     let run = tokio::process::Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s")])
+        .arg(format!("-t{THREADS}"))
+        .args([format!("-c{connections}"), format!("-d{secs}s")])
         .args(["--latency", "--timeout", "5s", "-s"])
         .arg(&file)
         .arg(base)

@@ -72,6 +72,12 @@ impl NatsServer {
         self.node.as_ref().map_or("oms", |n| n.name.as_str())
     }
 
+    /// The running server's process id (None while stopped): for reading
+    /// its CPU time from `/proc`.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Proc::pid)
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
