@@ -77,7 +77,7 @@ fn open_index(name: &str) -> sled::Db {
         .path(dir.join(own))
         .temporary(true)
         .cache_capacity(CACHE_BYTES)
-        .mode(sled::Mode::LowSpace)
+        .mode(sled::Mode::HighThroughput)
         .open()
         .expect("a temporary sled index opens")
 }
