@@ -337,10 +337,14 @@ impl Cost {
             if *msgs < 0.005 && delivered < 0.005 {
                 continue;
             }
-            parts.push(format!(
-                "{name} +{msgs:.2} msgs {:+.2} kB, {delivered:.2} delivered {acked:.2} acked",
-                bytes / 1000.0
-            ));
+            let mut part = format!("{name} +{msgs:.2} msgs {:+.2} kB", bytes / 1000.0);
+            if delivered >= 0.005 {
+                part += &format!(", {delivered:.2} delivered");
+            }
+            if acked >= 0.005 {
+                part += &format!(" {acked:.2} acked");
+            }
+            parts.push(part);
         }
         if js.api >= 0.005 {
             parts.push(format!("{:.2} JS API calls", js.api));

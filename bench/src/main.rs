@@ -212,7 +212,8 @@ async fn main() {
     let mut pool = OrderPool::new(std::mem::take(&mut *ids.ids.lock().expect("ids lock")));
     let wants_orders = settings.runs("nats") || settings.runs("http");
     let order_ids = if wants_orders {
-        pool.take(&loader, KEEP_IDS.min(pool.len().max(1000))).await
+        pool.take(&report, &loader, KEEP_IDS.min(pool.len().max(1000)))
+            .await
     } else {
         Vec::new()
     };
@@ -234,7 +235,7 @@ async fn main() {
                 .await;
             }
         }
-        let walk = pool.take(&loader, status_orders).await;
+        let walk = pool.take(&report, &loader, status_orders).await;
         nats_status_rps = Some(status_nats(&mut report, &stack, &loader, walk, &settings).await);
     }
 
@@ -263,7 +264,7 @@ async fn main() {
             let need = (settings.secs.as_secs_f64() + 1.0) * rps * 0.75;
             status_orders.min(need as usize + 1000)
         });
-        let walk = pool.take(&loader, wanted).await;
+        let walk = pool.take(&report, &loader, wanted).await;
         status_http(&mut report, &stack, scripts.path(), walk, &settings).await;
     }
 
@@ -318,17 +319,17 @@ impl OrderPool {
     }
 
     /// `n` orders no other case has had, creating what is missing (64 at a
-    /// time over NATS, not measured).
-    async fn take(&mut self, loader: &Client, n: usize) -> Vec<String> {
+    /// time over NATS, not measured; said under the table).
+    async fn take(&mut self, report: &Report, loader: &Client, n: usize) -> Vec<String> {
         if self.ids.len() < n {
             let missing = n - self.ids.len();
             let started = Instant::now();
             let made = make_orders(loader, missing).await;
-            println!(
-                "\n(made {} more PENDING orders in {:.1} s for the next cases)",
+            report.detail(format!(
+                "(made {} more PENDING orders in {:.1} s for the next cases, not measured)",
                 made.len(),
                 started.elapsed().as_secs_f64()
-            );
+            ));
             self.ids.extend(made);
         }
         let rest = self.ids.split_off(n.min(self.ids.len()));
