@@ -7,7 +7,7 @@ use async_nats::jetstream;
 use oms_handlers::model::keyed_order_id;
 use serde_json::{json, Value};
 use std::time::Duration;
-use testkit::{eventually, try_request, Stack};
+use testkit::{try_request, Stack};
 
 const SERVICES: [&str; 5] = [
     "inventory-add-stock",
@@ -55,30 +55,6 @@ fn send(
     })
 }
 
-/// Events in `OMS_EVENTS` for order ids, once the deriver reached the last
-/// order revision of the bucket.
-async fn quiet_events(stack: &Stack) -> Vec<(String, String, Value)> {
-    let js = jetstream::new(stack.client.clone());
-    let bucket = js.get_stream("KV_oms").await.unwrap();
-    let last_order = bucket
-        .get_last_raw_message_by_subject("$KV.oms.order.>")
-        .await
-        .expect("an order revision")
-        .sequence
-        .to_string();
-    eventually(20, "events caught up with the last order", || async {
-        let Ok(events) = js.get_stream("OMS_EVENTS").await else {
-            return false;
-        };
-        let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
-            return false;
-        };
-        last.headers.get("Oms-Revision").map(|v| v.as_str()) == Some(last_order.as_str())
-    })
-    .await;
-    stack.stream_messages("OMS_EVENTS").await
-}
-
 async fn event_count(stack: &Stack) -> usize {
     let js = jetstream::new(stack.client.clone());
     match js.get_stream("OMS_EVENTS").await {
@@ -107,7 +83,7 @@ async fn reserve_killed_after_its_write_leaves_an_order_that_a_retry_answers() {
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.body["id"], id.as_str());
     assert_eq!(product(&stack, "A").await, (8, 2), "stock taken once");
-    let events = quiet_events(&stack).await;
+    let events = stack.quiet_events().await;
     assert_eq!(events.len(), 1, "one created event: {events:?}");
 }
 
@@ -156,7 +132,7 @@ async fn release_killed_after_its_write_has_cancelled_and_a_retry_says_so() {
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.body["status"], "CANCELLED");
     assert_eq!(product(&stack, "A").await, (10, 0), "released once");
-    let events = quiet_events(&stack).await;
+    let events = stack.quiet_events().await;
     let kinds: Vec<_> = events.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         kinds,
@@ -181,7 +157,7 @@ async fn orders_without_events(stack: &mut Stack) -> Vec<String> {
 
 /// Exactly one created event per order, in the order they were stored.
 async fn assert_one_event_each(stack: &Stack, ids: &[String]) {
-    let events = quiet_events(stack).await;
+    let events = stack.quiet_events().await;
     let ordered: Vec<_> = events
         .iter()
         .map(|e| e.2["orderId"].as_str().unwrap().to_string())

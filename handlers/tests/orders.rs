@@ -188,7 +188,7 @@ async fn retries_are_applied_once() {
     assert_eq!(c.status, 422, "{:?}", c.body);
     assert_eq!(product(&stack, "A").await, (7, 3));
     let id = a.body["id"].as_str().unwrap();
-    let events = quiet_events(&stack).await;
+    let events = stack.quiet_events().await;
     assert_eq!(events.iter().filter(|e| e.2["orderId"] == id).count(), 1);
 }
 
@@ -264,7 +264,7 @@ async fn the_status_machine_moves_stock() {
     );
 
     // Events: one per change, none for the repeated CONFIRMED.
-    let all = quiet_events(&stack).await;
+    let all = stack.quiet_events().await;
     assert_eq!(all.len(), 3 + 2 + 3);
     // Every event matches its published schema.
     let schema =
@@ -340,7 +340,8 @@ async fn concurrent_final_updates_have_one_winner() {
         }
     }
     assert!(results.iter().any(|r| r.0 == 409), "losers get 409");
-    let updates = quiet_events(&stack)
+    let updates = stack
+        .quiet_events()
         .await
         .into_iter()
         .filter(|e| e.2["orderId"] == id.as_str() && e.0 == "events.orders.status-updated")
@@ -642,32 +643,6 @@ async fn a_burst_of_expiring_holds_on_one_product_all_release() {
     // Meanwhile and after, orders still go through.
     let placed = order(&stack, json!([{"productId": "A", "quantity": 1}])).await;
     assert_eq!(placed.status, 200, "{:?}", placed.body);
-}
-
-/// Every event in `OMS_EVENTS`, read once its deriver has caught up with
-/// the last order revision in the bucket: no order write is left that
-/// could still add one, so the count is exact, not "at least".
-async fn quiet_events(stack: &Stack) -> Vec<(String, String, Value)> {
-    let js = async_nats::jetstream::new(stack.client.clone());
-    let bucket = js.get_stream("KV_oms").await.unwrap();
-    let last_order = bucket
-        .get_last_raw_message_by_subject("$KV.oms.order.>")
-        .await
-        .expect("an order revision")
-        .sequence;
-    eventually(10, "events caught up with the last order", || async {
-        let events = js.get_stream("OMS_EVENTS").await.unwrap();
-        let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
-            return false;
-        };
-        let derived = last
-            .headers
-            .get("Oms-Revision")
-            .map(|v| v.as_str().to_string());
-        derived == Some(last_order.to_string())
-    })
-    .await;
-    stack.stream_messages("OMS_EVENTS").await
 }
 
 #[tokio::test]

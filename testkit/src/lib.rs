@@ -382,6 +382,31 @@ impl Stack {
         out
     }
 
+    /// Every event in `OMS_EVENTS`, read once the event derivation has
+    /// reached the last order revision in the bucket: no order write is
+    /// left that could still add one, so a count is exact, not "at least".
+    pub async fn quiet_events(&self) -> Vec<(String, String, Value)> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let bucket = js.get_stream("KV_oms").await.expect("the bucket");
+        let last_order = bucket
+            .get_last_raw_message_by_subject("$KV.oms.order.>")
+            .await
+            .expect("an order revision")
+            .sequence
+            .to_string();
+        eventually(20, "events caught up with the last order", || async {
+            let Ok(events) = js.get_stream("OMS_EVENTS").await else {
+                return false;
+            };
+            let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
+                return false;
+            };
+            last.headers.get("Oms-Revision").map(|v| v.as_str()) == Some(last_order.as_str())
+        })
+        .await;
+        self.stream_messages("OMS_EVENTS").await
+    }
+
     /// Every message stored in `stream` (none while it does not exist yet),
     /// as (subject, `Nats-Msg-Id`, JSON body).
     pub async fn stream_messages(&self, stream: &str) -> Vec<(String, String, Value)> {
