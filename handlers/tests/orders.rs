@@ -674,3 +674,40 @@ async fn the_money_edge_is_exact_or_a_clean_422() {
     );
     assert_eq!(product(&stack, "NEAR").await, (8, 0));
 }
+
+#[tokio::test]
+async fn concurrent_creates_with_one_key_make_one_order_and_a_refused_key_leaves_nothing() {
+    let stack = start(&[]).await;
+    stack.add_stock("A", 10, 1.0).await;
+    let body = json!({"customerId": "c", "items": [{"productId": "A", "quantity": 3}], "idempotencyKey": "same"});
+    let racers: Vec<_> = (0..12)
+        .map(|_| {
+            let client = stack.client.clone();
+            let body = body.clone();
+            tokio::spawn(async move { request(&client, "orders.create", &body).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for racer in racers {
+        let reply = racer.await.unwrap();
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        ids.push(reply.body["id"].as_str().unwrap().to_string());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one order for one key");
+    assert_eq!(product(&stack, "A").await, (7, 3), "stock taken once");
+
+    // A keyed request that is refused (not enough stock) leaves no trace,
+    // and the same key works once the stock is there.
+    let before = stack.snapshot().await;
+    let big = json!({"customerId": "c", "items": [{"productId": "A", "quantity": 9}], "idempotencyKey": "later"});
+    assert_eq!(stack.request("orders.create", &big).await.status, 409);
+    assert_eq!(
+        stack.snapshot().await,
+        before,
+        "a refused key leaves nothing"
+    );
+    stack.add_stock("A", 2, 1.0).await;
+    let placed = stack.request("orders.create", &big).await;
+    assert_eq!(placed.status, 200, "{:?}", placed.body);
+}
