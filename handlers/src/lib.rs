@@ -1,6 +1,7 @@
 //! The OMS domain shared by the handler binaries in `src/bin/`: each of those
 //! files is one operation's whole logic; this library holds what several of
-//! them need (the stored shapes, money, the status machine).
+//! them need (the stored shapes, money, the status machine, the group commit
+//! that moves stock, settling, and deriving events from the bucket).
 
 pub mod derive;
 pub mod events;
