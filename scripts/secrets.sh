@@ -15,11 +15,13 @@ set_by_user=$(export -p | grep ' OMS_NATS_PASSWORD_' || true)
 . "$secrets"
 eval "$set_by_user"
 
-# Runs a binary as its own NATS user (unless NATS_CREDS names other credentials).
+# Becomes a binary running as its own NATS user (unless NATS_CREDS names
+# other credentials). It execs, so call it in a subshell or with `&`: the pid
+# `$!` is then the binary's own, and `just down` stops the binary itself.
 as_own_user() {
   local bin=$1; shift
-  if [ -n "${NATS_CREDS:-}" ]; then "$@"; return; fi
+  if [ -n "${NATS_CREDS:-}" ]; then exec "$@"; fi
   local var
   var=OMS_NATS_PASSWORD_$(echo "$bin" | tr 'a-z-' 'A-Z_')
-  NATS_USER=$bin NATS_PASSWORD=${!var} "$@"
+  NATS_USER=$bin NATS_PASSWORD=${!var} exec "$@"
 }

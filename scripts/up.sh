@@ -61,7 +61,7 @@ else
 fi
 
 # The bucket and the streams, made by the one user allowed to.
-as_own_user oms-init target/release/oms-init > .run/logs/oms-init.log 2>&1 ||
+(as_own_user oms-init target/release/oms-init) > .run/logs/oms-init.log 2>&1 ||
   { echo "oms-init failed; see .run/logs/oms-init.log" >&2; exit 1; }
 for bin in $(scripts/binaries.sh); do
   as_own_user "$bin" target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
