@@ -72,24 +72,16 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_env() -> Settings {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .map(|v| {
-                    v.replace('_', "")
-                        .parse()
-                        .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
-                })
-                .unwrap_or(default)
-        };
-        Settings {
-            secs: Duration::from_secs(number("BENCH_SECS", 5).max(1)),
-            max_orders: number("BENCH_MAX_ORDERS", 1_000_000).max(1),
-            only: std::env::var("BENCH_ONLY")
-                .ok()
+    /// The bench's settings, or the malformed one (the bench does not start).
+    fn from_env() -> Result<Settings, oms_runtime::ConfigError> {
+        let env = oms_runtime::Env::process();
+        Ok(Settings {
+            secs: Duration::from_secs(env.whole("BENCH_SECS", 5, 1, 3_600)?),
+            max_orders: env.whole("BENCH_MAX_ORDERS", 1_000_000, 1, 100_000_000)?,
+            only: env
+                .text("BENCH_ONLY")
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
-        }
+        })
     }
 
     fn runs(&self, phase: &str) -> bool {
@@ -111,7 +103,10 @@ struct Case {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let settings = Settings::from_env();
+    let settings = Settings::from_env().unwrap_or_else(|err| {
+        eprintln!("oms-bench cannot start: {err}");
+        std::process::exit(2)
+    });
     let target = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))

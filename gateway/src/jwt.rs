@@ -49,7 +49,7 @@ impl Keys {
         install();
         if secret.len() < 32 {
             return Err(format!(
-                "OMS_JWT_SECRET is {} bytes; HS256 needs at least 32",
+                "a secret of at least 32 bytes, as HS256 needs (it has {})",
                 secret.len()
             ));
         }

@@ -6,7 +6,7 @@
 //! with `OMS_JWT_SECRET` instead (what `just token` runs).
 
 use gateway::settings::Settings;
-use oms_runtime::{logging, Config};
+use oms_runtime::Env;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -18,21 +18,17 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("token") {
         return token(&args[1..]);
     }
-    let _logs = logging::init("gateway");
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(why) => {
-            tracing::error!("gateway cannot start: {why}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let (_logs, config) = oms_runtime::init("gateway");
+    let settings = Settings::read(&Env::process()).unwrap_or_else(|err| {
+        tracing::error!("gateway cannot start: {err}");
+        std::process::exit(2)
+    });
     if settings.auth.is_off() {
         tracing::warn!(
             "OMS_AUTH=off: every request acts as staff, without a token; \
              never run so where anyone but you can reach the gateway"
         );
     }
-    let config = Config::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

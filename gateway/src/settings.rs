@@ -5,6 +5,7 @@
 
 use crate::auth::Auth;
 use crate::jwt::Keys;
+use oms_runtime::{ConfigError, Env};
 use std::time::Duration;
 
 pub struct Settings {
@@ -20,73 +21,51 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_env() -> Result<Settings, String> {
-        Settings::from_vars(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
-        let auth = match var("OMS_AUTH").as_deref() {
-            Some("off") => Auth::Off,
-            None | Some("on") => Auth::Jwt(keys(&var)?),
-            Some(other) => return Err(format!("OMS_AUTH must be on or off, not {other:?}")),
+    pub fn read(env: &Env) -> Result<Settings, ConfigError> {
+        let auth = match env.choice("OMS_AUTH", &["on", "off"], "on")? {
+            "off" => Auth::Off,
+            _ => Auth::Jwt(keys(env)?),
         };
         Ok(Settings {
             auth,
-            rate_limit: number(&var, "GATEWAY_RATE_LIMIT", 10_000, 0)?,
-            max_connections: number(&var, "GATEWAY_MAX_CONNECTIONS", 10_000, 1)? as usize,
-            header_timeout: seconds(&var, "GATEWAY_HEADER_TIMEOUT", 10.0)?,
-            idle_timeout: seconds(&var, "GATEWAY_IDLE_TIMEOUT", 60.0)?,
+            rate_limit: env.whole("GATEWAY_RATE_LIMIT", 10_000, 0, u32::MAX.into())? as u32,
+            max_connections: env.whole("GATEWAY_MAX_CONNECTIONS", 10_000, 1, 1 << 20)? as usize,
+            header_timeout: env.seconds("GATEWAY_HEADER_TIMEOUT", 10.0, DAY)?,
+            idle_timeout: env.seconds("GATEWAY_IDLE_TIMEOUT", 60.0, DAY)?,
         })
     }
 }
 
-fn keys(var: &impl Fn(&str) -> Option<String>) -> Result<Keys, String> {
-    let audience = var("OMS_JWT_AUDIENCE").unwrap_or_else(|| "oms".into());
-    let issuer = var("OMS_JWT_ISSUER");
-    match (var("OMS_JWT_SECRET"), var("OMS_JWT_PUBLIC_KEYS")) {
-        (Some(_), Some(_)) => {
-            Err("set one of OMS_JWT_SECRET and OMS_JWT_PUBLIC_KEYS, not both".into())
-        }
-        (Some(secret), None) => Keys::secret(secret.as_bytes(), &audience, issuer.as_deref()),
+const DAY: f64 = 86_400.0;
+
+fn keys(env: &Env) -> Result<Keys, ConfigError> {
+    let audience = env.text_or("OMS_JWT_AUDIENCE", "oms");
+    let issuer = env.text("OMS_JWT_ISSUER");
+    let error = |variable: &str, found: &str, expected: String| ConfigError {
+        variable: variable.into(),
+        found: found.into(),
+        expected,
+    };
+    match (env.text("OMS_JWT_SECRET"), env.text("OMS_JWT_PUBLIC_KEYS")) {
+        (Some(_), Some(path)) => Err(error(
+            "OMS_JWT_PUBLIC_KEYS",
+            &path,
+            "to be unset when OMS_JWT_SECRET is set: one key source, not both".into(),
+        )),
+        (Some(secret), None) => Keys::secret(secret.as_bytes(), &audience, issuer.as_deref())
+            .map_err(|why| error("OMS_JWT_SECRET", "(hidden)", why)),
         (None, Some(path)) => std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|json| Keys::jwks(&json, &audience, issuer.as_deref()))
-            .map_err(|e| format!("OMS_JWT_PUBLIC_KEYS ({path}): {e}")),
-        (None, None) => Err("no key to check bearer tokens with: set OMS_JWT_SECRET \
-             (HS256, for development) or OMS_JWT_PUBLIC_KEYS (a JWKS file), or \
-             OMS_AUTH=off to serve every request as staff"
-            .into()),
+            .map_err(|why| error("OMS_JWT_PUBLIC_KEYS", &path, format!("a JWKS file ({why})"))),
+        (None, None) => Err(error(
+            "OMS_JWT_SECRET",
+            "",
+            "a key to check bearer tokens with: OMS_JWT_SECRET (HS256, for development) \
+             or OMS_JWT_PUBLIC_KEYS (a JWKS file), or OMS_AUTH=off to serve every request as staff"
+                .into(),
+        )),
     }
-}
-
-fn number(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: u32,
-    min: u32,
-) -> Result<u32, String> {
-    match var(name) {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n >= min)
-            .ok_or_else(|| format!("{name} must be a whole number >= {min}, not {text:?}")),
-    }
-}
-
-fn seconds(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: f64,
-) -> Result<Duration, String> {
-    let text = var(name).unwrap_or_else(|| default.to_string());
-    text.parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("{name} must be seconds, > 0 and at most a day, not {text:?}"))
 }
 
 #[cfg(test)]
@@ -94,11 +73,7 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
-        Settings::from_vars(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        Settings::read(&Env::table(vars)).map_err(|e| e.to_string())
     }
 
     const SECRET: (&str, &str) = ("OMS_JWT_SECRET", "0123456789abcdef0123456789abcdef");

@@ -1,50 +1,124 @@
-//! Configuration from the environment, read once at start (DESIGN §9).
+//! Configuration from the environment, read once at start.
 //!
 //! Every binary takes the same variables, so `NATS_URL=... target/release/x`
-//! is always a complete way to start one more instance.
+//! is always a complete way to start one more instance. A malformed value
+//! stops the process at start, naming the variable ([`crate::env`]).
 
+use crate::env::{ConfigError, Env};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// What every OMS process needs to know about its surroundings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// One server or several, comma-separated (a cluster).
     pub nats_url: String,
     pub nats_user: Option<String>,
     pub nats_password: Option<String>,
     pub nats_creds: Option<String>,
     pub bucket: String,
-    /// Replicas of the bucket and the event stream when this process creates
-    /// them (`OMS_REPLICAS`, 1; 3 on a cluster).
+    /// Replicas of the bucket and the streams when `oms-init` creates them
+    /// (`OMS_REPLICAS`, 1; 3 on a cluster).
     pub replicas: usize,
-    /// How long a reservation may wait for its order before it is released.
+    /// How long a hold made without an order lasts before it is released.
     pub hold_ttl: Duration,
     pub gateway_addr: String,
     /// How long the gateway (and callers inside handlers) wait for a reply.
     pub request_timeout: Duration,
 }
 
+/// The longest any duration setting may be: a day.
+const DAY: f64 = 86_400.0;
+
 impl Config {
-    pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let secs = |name: &str, default: f64| {
-            var(name)
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .map(Duration::from_secs_f64)
-                .unwrap_or(Duration::from_secs_f64(default))
-        };
-        Config {
-            nats_url: var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
-            nats_user: var("NATS_USER"),
-            nats_password: var("NATS_PASSWORD"),
-            nats_creds: var("NATS_CREDS"),
-            bucket: var("OMS_BUCKET").unwrap_or_else(|| "oms".into()),
-            replicas: var("OMS_REPLICAS")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
-            hold_ttl: secs("OMS_HOLD_TTL", 60.0),
-            gateway_addr: var("GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
-            request_timeout: secs("OMS_REQUEST_TIMEOUT", 5.0),
+    /// The process environment's settings, or the first malformed one.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::read(&Env::process())
+    }
+
+    pub fn read(env: &Env) -> Result<Config, ConfigError> {
+        let nats_url = env
+            .parsed(
+                "NATS_URL",
+                "nats://host:port, comma-separated for several",
+                |text| {
+                    let urls: Vec<&str> = text.split(',').map(str::trim).collect();
+                    urls.iter()
+                        .all(|url| async_nats::ServerAddr::from_str(url).is_ok())
+                        .then(|| urls.join(","))
+                },
+            )?
+            .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let bucket = env
+            .parsed(
+                "OMS_BUCKET",
+                "a bucket name: letters, digits, - and _",
+                |text| {
+                    text.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                        .then(|| text.to_string())
+                },
+            )?
+            .unwrap_or_else(|| "oms".into());
+        let gateway_addr = env
+            .parsed("GATEWAY_ADDR", "an address like 127.0.0.1:8080", |text| {
+                std::net::SocketAddr::from_str(text)
+                    .ok()
+                    .map(|_| text.to_string())
+            })?
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        Ok(Config {
+            nats_url,
+            nats_user: env.text("NATS_USER"),
+            nats_password: env.text("NATS_PASSWORD"),
+            nats_creds: env.file("NATS_CREDS")?,
+            bucket,
+            replicas: env.whole("OMS_REPLICAS", 1, 1, 5)? as usize,
+            hold_ttl: env.seconds("OMS_HOLD_TTL", 60.0, DAY)?,
+            gateway_addr,
+            request_timeout: env.seconds("OMS_REQUEST_TIMEOUT", 5.0, 600.0)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let config = Config::read(&Env::table(&[])).unwrap();
+        assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!((config.bucket.as_str(), config.replicas), ("oms", 1));
+        assert_eq!(config.hold_ttl, Duration::from_secs(60));
+        assert_eq!(config.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.gateway_addr, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn several_servers_are_one_setting() {
+        let env = Env::table(&[("NATS_URL", "nats://a:4222, nats://b:4223")]);
+        assert_eq!(
+            Config::read(&env).unwrap().nats_url,
+            "nats://a:4222,nats://b:4223"
+        );
+    }
+
+    #[test]
+    fn every_malformed_value_names_its_variable() {
+        for (name, value) in [
+            ("NATS_URL", "nats://host:port:extra"),
+            ("NATS_CREDS", "/no/such.creds"),
+            ("OMS_BUCKET", "oms.orders"),
+            ("OMS_REPLICAS", "three"),
+            ("OMS_REPLICAS", "0"),
+            ("OMS_HOLD_TTL", "1m"),
+            ("OMS_HOLD_TTL", "-5"),
+            ("GATEWAY_ADDR", "localhost"),
+            ("OMS_REQUEST_TIMEOUT", "5s"),
+        ] {
+            let err = Config::read(&Env::table(&[(name, value)])).unwrap_err();
+            assert_eq!((err.variable.as_str(), err.found.as_str()), (name, value));
         }
     }
 }

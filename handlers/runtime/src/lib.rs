@@ -6,6 +6,7 @@ pub mod config;
 pub mod connect;
 pub mod consumer;
 pub mod contract;
+pub mod env;
 pub mod fault;
 pub mod logging;
 pub mod permissions;
@@ -18,6 +19,7 @@ pub mod time;
 
 pub use config::Config;
 pub use contract::Operation;
+pub use env::{ConfigError, Env};
 pub use principal::Principal;
 pub use problem::{FieldError, Problem};
 pub use store::{Slot, Start, Store, StoreError, Versioned, Write};
@@ -190,20 +192,33 @@ where
     F: FnOnce(Arc<App>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let _logs = logging::init(name);
+    let (_logs, config) = init(name);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let app = connect_app(name).await;
+        let app = connect_app(name, config).await;
         body(app).await;
     });
 }
 
+/// Logging and settings for a process about to start, or the reason it will
+/// not: a malformed setting ends the process here, exit status 2, naming the
+/// variable.
+pub fn init(binary: &str) -> (logging::LogGuard, Config) {
+    let env = Env::process();
+    let started = logging::init(binary, &env).and_then(|logs| Ok((logs, Config::read(&env)?)));
+    // A malformed OMS_FAULTS stops the process now, not at its first point.
+    fault::is_armed("");
+    started.unwrap_or_else(|err| {
+        eprintln!("{binary} cannot start: {err}");
+        std::process::exit(2)
+    })
+}
+
 /// Connects (retrying until NATS is there) and opens the bucket.
-pub async fn connect_app(name: &str) -> Arc<App> {
-    let config = Config::from_env();
+pub async fn connect_app(name: &str, config: Config) -> Arc<App> {
     let client = connect::connect(&config, name).await;
     let mut delay = std::time::Duration::from_millis(100);
     let store = loop {

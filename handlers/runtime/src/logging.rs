@@ -1,18 +1,34 @@
 //! `tracing` set up once for every binary: `LOG_FORMAT=json|pretty`,
 //! `RUST_LOG` filters, `LOG_DIR` adds daily rolling files (non-blocking).
 
+use crate::env::{ConfigError, Env};
 use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Keeps the file writer flushing; drop it only when the process ends.
 pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 
-pub fn init(binary: &str) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let (file, guard) = match std::env::var("LOG_DIR").ok().filter(|d| !d.is_empty()) {
-        Some(dir) => {
-            let appender = tracing_appender::rolling::daily(dir, format!("{binary}.log"));
+/// Installs the subscriber, or says which logging setting is malformed.
+pub fn init(binary: &str, env: &Env) -> Result<LogGuard, ConfigError> {
+    let filter = env
+        .parsed(
+            "RUST_LOG",
+            "a tracing filter such as info or oms_handlers=debug,warn",
+            |text| EnvFilter::try_new(text).ok(),
+        )?
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let json = env.choice("LOG_FORMAT", &["pretty", "json"], "pretty")? == "json";
+    let file = env.parsed("LOG_DIR", "a directory the process may write to", |dir| {
+        RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix(binary)
+            .filename_suffix("log")
+            .build(dir)
+            .ok()
+    })?;
+    let (file, guard) = match file {
+        Some(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             (Some(writer), Some(guard))
         }
@@ -35,5 +51,5 @@ pub fn init(binary: &str) -> LogGuard {
         .with(file_json)
         .with(file_pretty)
         .try_init();
-    LogGuard(guard)
+    Ok(LogGuard(guard))
 }

@@ -7,7 +7,7 @@ use testkit::NatsServer;
 #[tokio::test]
 async fn nats_url_may_list_several_servers() {
     let server = NatsServer::start().await;
-    let mut config = Config::from_env();
+    let mut config = Config::from_env().unwrap();
     // A cluster's URLs, comma-separated as `just cluster` passes them.
     config.nats_url = format!("{}, {}", server.url(), server.url());
     config.nats_user = Some("admin".into());

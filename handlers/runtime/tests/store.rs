@@ -4,7 +4,7 @@ use oms_runtime::{Config, Store, Versioned};
 use testkit::NatsServer;
 
 async fn open(server: &NatsServer) -> Store {
-    let mut config = Config::from_env();
+    let mut config = Config::from_env().unwrap();
     config.nats_url = server.url();
     let client = server.client().await;
     let js = async_nats::jetstream::new(client.clone());

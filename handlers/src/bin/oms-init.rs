@@ -4,20 +4,19 @@
 //! binary waits, retrying, until the bucket it opens exists.
 
 use oms_handlers::events;
-use oms_runtime::{connect, logging, Config, Store};
+use oms_runtime::{connect, Store};
 use std::time::{Duration, Instant};
 
 /// A cluster elects its JetStream leader in the first seconds: keep trying.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
 fn main() {
-    let _logs = logging::init("oms-init");
+    let (_logs, config) = oms_runtime::init("oms-init");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let code = runtime.block_on(async {
-        let config = Config::from_env();
         let client = connect::connect(&config, "oms-init").await;
         let js = async_nats::jetstream::new(client.clone());
         let started = Instant::now();
