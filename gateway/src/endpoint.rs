@@ -3,10 +3,10 @@
 //!
 //! Nothing here is written per route: a route that takes a query parameter,
 //! answers with a page, or honours `Idempotency-Key` does so because its
-//! schema says so. A new operation in `contract.rs` is a new route.
+//! schema says so. A new operation in the table (`contract/src/operations.rs`) is a new route.
 
 use hyper::StatusCode;
-use oms_runtime::contract::Operation;
+use oms_runtime::contract::Spec;
 use serde_json::{Map, Value};
 
 /// The JSON type a request field has, so a query string value (always text)
@@ -21,7 +21,7 @@ pub enum Kind {
 
 #[derive(Debug)]
 pub struct Endpoint {
-    pub op: &'static Operation,
+    pub op: &'static Spec,
     /// `group.endpoint`, built once.
     pub subject: String,
     /// Status of a successful answer.
@@ -52,7 +52,7 @@ pub struct Location {
 
 impl Endpoint {
     /// `None` for operations without a REST route (internal ones).
-    pub fn new(op: &'static Operation) -> Option<Endpoint> {
+    pub fn new(op: &'static Spec) -> Option<Endpoint> {
         let route = op.route?;
         let request_schema = parse_schema(op.service, op.request_schema);
         let response_schema = parse_schema(op.service, op.response_schema);

@@ -144,7 +144,7 @@ mod tests {
     use oms_runtime::contract;
     use serde_json::json;
 
-    fn run(op: &'static oms_runtime::Operation, parts: Parts<'_>) -> Result<Value, Problem> {
+    fn run(op: &'static oms_runtime::Spec, parts: Parts<'_>) -> Result<Value, Problem> {
         let endpoint = Endpoint::new(op).unwrap();
         build(&endpoint, parts).map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null))
     }

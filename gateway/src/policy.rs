@@ -9,7 +9,7 @@
 
 use crate::auth::{self, Caller};
 use crate::payload::Rules;
-use oms_runtime::contract::{self, Operation};
+use oms_runtime::contract::{self, Spec};
 use oms_runtime::Problem;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,17 +37,20 @@ pub enum Own {
     Cancel,
 }
 
-const RULES: &[(&Operation, Access)] = &[
-    (&contract::INVENTORY_GET, Access::AnyRole),
-    (&contract::INVENTORY_LIST, Access::AnyRole),
-    (&contract::INVENTORY_CHECK, Access::AnyRole),
-    (&contract::ORDERS_CREATE, Access::Orders(Own::Create)),
-    (&contract::ORDERS_GET, Access::Orders(Own::Read)),
-    (&contract::ORDERS_LIST, Access::Orders(Own::List)),
-    (&contract::ORDERS_UPDATE_STATUS, Access::Orders(Own::Cancel)),
+const RULES: &[(&Spec, Access)] = &[
+    (&contract::INVENTORY_GET.spec, Access::AnyRole),
+    (&contract::INVENTORY_LIST.spec, Access::AnyRole),
+    (&contract::INVENTORY_CHECK.spec, Access::AnyRole),
+    (&contract::ORDERS_CREATE.spec, Access::Orders(Own::Create)),
+    (&contract::ORDERS_GET.spec, Access::Orders(Own::Read)),
+    (&contract::ORDERS_LIST.spec, Access::Orders(Own::List)),
+    (
+        &contract::ORDERS_UPDATE_STATUS.spec,
+        Access::Orders(Own::Cancel),
+    ),
 ];
 
-pub fn for_operation(op: &Operation) -> Access {
+pub fn for_operation(op: &Spec) -> Access {
     RULES
         .iter()
         .find(|(o, _)| o.service == op.service)

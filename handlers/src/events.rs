@@ -5,10 +5,8 @@
 //! after storing an order cannot lose its event. `Nats-Msg-Id =
 //! <orderId>:<revision>` makes a re-derived event a duplicate the stream drops.
 
-use crate::model::{Order, PricedItem};
-use crate::money::Cents;
-use crate::status::Status;
 use async_nats::jetstream::{self, stream};
+use oms_contract::{Cents, Order, PricedItem, Status};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -17,8 +17,9 @@
 //! - One state change, one write: an order and the stock it moves are keys
 //!   of the same batch, so they never disagree, not even for a moment.
 
-use crate::model::{order_key, product_key, reservation_key, Order, Product, Reservation};
+use crate::model::{order_key, product_key, reservation_key};
 use futures::future::try_join_all;
+use oms_contract::{Order, Product, Reservation};
 use oms_runtime::{fault, time, Problem, Store, StoreError, Write};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -461,7 +462,7 @@ async fn read_slot(store: &Store, key: &Key) -> Result<Slot, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Cents;
+    use oms_contract::Cents;
 
     fn product(id: &str) -> Record {
         Record::Product(Product {

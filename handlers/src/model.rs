@@ -1,10 +1,10 @@
-//! What is stored in the `oms` bucket, and under which key (DESIGN §3–§4).
-//! The stored JSON is the API shape, so `nats kv get oms product.X` reads
-//! like a REST response.
+//! Where things are stored in the `oms` bucket, and the few rules about
+//! an order's lines that a schema cannot say. The stored JSON is the API
+//! shape (the types are in `oms_contract`), so `nats kv get oms product.X`
+//! reads like a REST response.
 
-use crate::money::Cents;
+use oms_contract::{Cents, Item, PricedItem};
 use oms_runtime::{FieldError, Problem};
-use serde::{Deserialize, Serialize};
 
 pub fn product_key(product_id: &str) -> String {
     format!("product.{product_id}")
@@ -34,36 +34,6 @@ pub fn keyed_order_id(principal: Option<&str>, key: &str) -> String {
     hasher.update(key.as_bytes());
     let digest = hasher.finalize();
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Product {
-    pub product_id: String,
-    /// Available to sell.
-    pub quantity: u64,
-    /// Held by open orders.
-    pub reserved: u64,
-    pub price: Cents,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// A line of a request: what and how many.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Item {
-    pub product_id: String,
-    pub quantity: u64,
-}
-
-/// A line of an order or reservation: with the unit price it was sold at.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PricedItem {
-    pub product_id: String,
-    pub quantity: u64,
-    pub price: Cents,
 }
 
 /// `items` must name each product once: the schema cannot say it.
@@ -148,80 +118,4 @@ mod tests {
         ];
         assert_eq!(total(&items), Cents(5998));
     }
-}
-
-/// Where a reservation is in its life: HELD, then settled once.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReservationState {
-    Held,
-    Committed,
-    Released,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Reservation {
-    pub order_id: String,
-    pub items: Vec<PricedItem>,
-    pub total_amount: Cents,
-    pub state: ReservationState,
-    pub created_at: String,
-    pub updated_at: String,
-    /// The order whose stock this is, when there is one (a reply of
-    /// reserve, release or commit for an order; never stored in a hold).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order: Option<Order>,
-}
-
-impl Reservation {
-    /// An order's stock seen as a reservation: an order holds its stock
-    /// itself (no `reservation.<id>` key), so its status says where the
-    /// stock is.
-    pub fn of_order(order: &Order) -> Reservation {
-        use crate::status::Status;
-        let state = match order.status {
-            Status::Pending | Status::Confirmed => ReservationState::Held,
-            Status::Completed => ReservationState::Committed,
-            Status::Cancelled => ReservationState::Released,
-        };
-        Reservation {
-            order_id: order.id.clone(),
-            items: order.items.clone(),
-            total_amount: order.total_amount,
-            state,
-            created_at: order.created_at.clone(),
-            updated_at: order.updated_at.clone(),
-            order: Some(order.clone()),
-        }
-    }
-
-    /// Same products and quantities, in any order: the test of a replay.
-    pub fn holds_same(&self, items: &[Item]) -> bool {
-        let mut held: Vec<_> = self
-            .items
-            .iter()
-            .map(|i| (&i.product_id, i.quantity))
-            .collect();
-        let mut asked: Vec<_> = items.iter().map(|i| (&i.product_id, i.quantity)).collect();
-        held.sort();
-        asked.sort();
-        held == asked
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Order {
-    pub id: String,
-    pub customer_id: String,
-    pub items: Vec<PricedItem>,
-    pub status: crate::status::Status,
-    /// The status before the last change: lets change-data-capture tell a
-    /// creation from an update without reading history.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_status: Option<crate::status::Status>,
-    pub total_amount: Cents,
-    pub created_at: String,
-    pub updated_at: String,
 }

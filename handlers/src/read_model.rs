@@ -24,15 +24,19 @@ fn raw(json: &[u8]) -> Result<Raw, Problem> {
 /// page starts when there is one.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Page {
+pub struct RawPage {
     pub items: Vec<Raw>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
-impl Page {
-    fn new(items: Vec<Raw>, next_cursor: Option<String>) -> Page {
-        Page { items, next_cursor }
+// A page of stored products or orders is their list reply, copied.
+impl oms_contract::Answer<oms_contract::Page<oms_contract::Product>> for RawPage {}
+impl oms_contract::Answer<oms_contract::Page<oms_contract::Order>> for RawPage {}
+
+impl RawPage {
+    fn new(items: Vec<Raw>, next_cursor: Option<String>) -> RawPage {
+        RawPage { items, next_cursor }
     }
 }
 
@@ -159,7 +163,7 @@ impl Mirror {
 
     /// Up to `limit` values with keys after `cursor`, and the cursor of the
     /// next page when there is one.
-    pub fn page(&self, cursor: Option<&str>, limit: usize) -> Result<Page, Problem> {
+    pub fn page(&self, cursor: Option<&str>, limit: usize) -> Result<RawPage, Problem> {
         let range = match cursor {
             Some(after) => self.tree.range::<&[u8], _>((
                 std::ops::Bound::Excluded(after.as_bytes()),
@@ -172,12 +176,12 @@ impl Mirror {
         for row in range {
             let (key, value) = row.map_err(Problem::internal)?;
             if values.len() == limit {
-                return Ok(Page::new(values, last_key));
+                return Ok(RawPage::new(values, last_key));
             }
             values.push(raw(&value)?);
             last_key = Some(String::from_utf8_lossy(&key).into_owned());
         }
-        Ok(Page::new(values, None))
+        Ok(RawPage::new(values, None))
     }
 }
 
@@ -283,7 +287,7 @@ impl OrderIndex {
         filter: &OrderFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page, Problem> {
+    ) -> Result<RawPage, Problem> {
         let (tree, prefix) = match (filter.customer_id, filter.status) {
             (Some(customer), _) => (&self.by_customer, format!("{customer}\0")),
             (None, Some(status)) => (&self.by_status, format!("{status}|")),
@@ -309,11 +313,11 @@ impl OrderIndex {
                 continue; // a stale status entry, or a customer page filtered by status
             }
             if orders.len() == limit {
-                return Ok(Page::new(orders, last));
+                return Ok(RawPage::new(orders, last));
             }
             orders.push(raw(&json)?);
             last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
         }
-        Ok(Page::new(orders, None))
+        Ok(RawPage::new(orders, None))
     }
 }

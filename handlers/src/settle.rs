@@ -10,10 +10,8 @@
 //! state and changes nothing.
 
 use crate::group::{Books, Decide, Decision, Group, Key, Read, Record};
-use crate::model::{PricedItem, Reservation, ReservationState};
-use crate::status::{Status, Transition};
+use oms_contract::{PricedItem, Reservation, ReservationState, SettleRequest, Status, Transition};
 use oms_runtime::Problem;
-use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -39,20 +37,12 @@ impl Settle {
     }
 }
 
-/// What `inventory.release` and `inventory.commit` are asked.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SettleRequest {
-    pub order_id: String,
-    /// The revision of the order (or hold) the caller decided on: another
-    /// change since is a 409 and nothing happens.
-    #[serde(default)]
-    pub expected_revision: Option<u64>,
-}
-
 /// Runs `inventory.release` or `inventory.commit`: requests for staff (and
 /// NATS users), settled by `decide` through the group commit.
-pub fn serve(op: &'static oms_runtime::Operation, decide: Decide<SettleRequest, Reservation>) {
+pub fn serve(
+    op: &'static oms_runtime::Operation<SettleRequest, Reservation>,
+    decide: Decide<SettleRequest, Reservation>,
+) {
     type Settles = Group<SettleRequest, Reservation>;
     let group = move |app: &std::sync::Arc<oms_runtime::App>| {
         std::future::ready(Group::new(app.store.clone(), reads, decide))
@@ -217,8 +207,8 @@ fn move_stock(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Order, Product};
-    use crate::money::Cents;
+    use oms_contract::Cents;
+    use oms_contract::{Order, Product};
 
     const NOW: &str = "2026-01-01T00:00:00.000Z";
 

@@ -2,24 +2,15 @@
 //! and sets its price. With a `requestId`, a retry is applied once: the
 //! product change and the request's record are written in one atomic batch.
 
-use oms_handlers::model::{product_key, stock_request_key, Product};
-use oms_handlers::{contract, money::Cents, run, Ctx, Problem, Write};
+use oms_handlers::contract::{self, AddStock, Product};
+use oms_handlers::model::{product_key, stock_request_key};
+use oms_handlers::{run, Ctx, Problem, Write};
 use oms_runtime::time;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How long a `requestId` is remembered.
 const REQUEST_TTL: Duration = Duration::from_secs(24 * 3600);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AddStock {
-    product_id: String,
-    quantity: u64,
-    price: Cents,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
-}
 
 /// What a `requestId` remembers: the request, and the answer it got.
 #[derive(Serialize, Deserialize)]
@@ -112,6 +103,7 @@ fn added(current: Option<Product>, req: &AddStock) -> Result<Product, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oms_handlers::contract::Cents;
 
     fn request(quantity: u64) -> AddStock {
         AddStock {

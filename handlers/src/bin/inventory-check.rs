@@ -2,31 +2,9 @@
 //! unknown product counts as 0 available.
 
 use futures::future::try_join_all;
-use oms_handlers::model::{check_distinct, product_key, Item, Product};
-use oms_handlers::{contract, money::Cents, run, Ctx, Problem};
-use serde::{Deserialize, Serialize};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Check {
-    items: Vec<Item>,
-}
-
-#[derive(Serialize)]
-struct Availability {
-    available: bool,
-    items: Vec<ItemAvailability>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ItemAvailability {
-    product_id: String,
-    requested: u64,
-    quantity: u64,
-    price: Cents,
-    sufficient: bool,
-}
+use oms_handlers::contract::{self, Availability, Cents, Check, ItemAvailability, Product};
+use oms_handlers::model::{check_distinct, product_key};
+use oms_handlers::{run, Ctx, Problem};
 
 fn main() {
     run(&contract::INVENTORY_CHECK, check)

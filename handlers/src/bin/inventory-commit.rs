@@ -5,10 +5,9 @@
 //! commits that arrive together. Idempotent. `orders.update-status` reaches
 //! it for COMPLETED, an operator by `nats req`.
 
-use oms_handlers::contract;
+use oms_handlers::contract::{self, Reservation, SettleRequest};
 use oms_handlers::group::{Books, Decision};
-use oms_handlers::model::Reservation;
-use oms_handlers::settle::{self, Settle, SettleRequest};
+use oms_handlers::settle::{self, Settle};
 
 fn main() {
     settle::serve(&contract::INVENTORY_COMMIT, commit)

@@ -10,24 +10,15 @@
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::Message;
-use oms_handlers::contract;
-use oms_handlers::model::{Reservation, ReservationState};
+use oms_handlers::contract::{self, Reservation, ReservationState, SettleRequest};
 use oms_runtime::consumer::{consume, published_nanos, Ack};
 use oms_runtime::{call, App, Problem};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const RETRY: Duration = Duration::from_secs(1);
 /// Holds waited on at once: most of them wait out their time asleep.
 const HOLDS_AT_ONCE: usize = 4096;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Release<'a> {
-    order_id: &'a str,
-    expected_revision: u64,
-}
 
 fn main() {
     oms_handlers::run_worker("inventory-holds", |app| async move {
@@ -71,9 +62,9 @@ async fn check_hold(app: &Arc<App>, message: &Message) -> Ack {
     let Ok(info) = message.info() else {
         return Ack::Retry(RETRY);
     };
-    let release = Release {
-        order_id: &seen.order_id,
-        expected_revision: info.stream_sequence,
+    let release = SettleRequest {
+        order_id: seen.order_id.clone(),
+        expected_revision: Some(info.stream_sequence),
     };
     tracing::info!(order_id = %seen.order_id, "hold expired; releasing");
     let released: Result<Reservation, Problem> = call(

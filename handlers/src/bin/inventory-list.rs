@@ -2,16 +2,9 @@
 //! this instance's local index (see `read_model`). `nextCursor` is the last
 //! productId of the page; pass it as `cursor` for the next one.
 
-use oms_handlers::read_model::{Mirror, Page};
-use oms_handlers::{contract, run_with, Ctx, Problem};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct List {
-    limit: Option<usize>,
-    cursor: Option<String>,
-}
+use oms_handlers::contract::{self, ListProducts};
+use oms_handlers::read_model::{Mirror, RawPage};
+use oms_handlers::{run_with, Ctx, Problem};
 
 fn main() {
     let products =
@@ -19,7 +12,7 @@ fn main() {
     run_with(&contract::INVENTORY_LIST, products, list)
 }
 
-async fn list(ctx: Ctx<Mirror>, req: List) -> Result<Page, Problem> {
+async fn list(ctx: Ctx<Mirror>, req: ListProducts) -> Result<RawPage, Problem> {
     ctx.state
         .page(req.cursor.as_deref(), req.limit.unwrap_or(100))
 }

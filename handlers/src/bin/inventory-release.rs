@@ -6,10 +6,9 @@
 //! `orders.update-status` reaches it for CANCELLED, `inventory-holds` for
 //! expired holds, an operator by `nats req`.
 
-use oms_handlers::contract;
+use oms_handlers::contract::{self, Reservation, SettleRequest};
 use oms_handlers::group::{Books, Decision};
-use oms_handlers::model::Reservation;
-use oms_handlers::settle::{self, Settle, SettleRequest};
+use oms_handlers::settle::{self, Settle};
 
 fn main() {
     settle::serve(&contract::INVENTORY_RELEASE, release)

@@ -19,34 +19,14 @@
 //!   commit, so a replay cannot take stock again; it finds the order and
 //!   gets it back.
 
+use oms_handlers::contract::money::MAX_CENTS;
+use oms_handlers::contract::{self, Cents, Item, Order, PricedItem, Reservation};
+use oms_handlers::contract::{ReservationState, Reserve, Shortage, Status};
 use oms_handlers::group::{Books, Decision, Group, Key, Read, Record};
-use oms_handlers::model::ReservationState;
-use oms_handlers::model::{check_distinct, total, Item, Order, PricedItem, Reservation};
-use oms_handlers::money::{Cents, MAX_CENTS};
-use oms_handlers::status::Status;
-use oms_handlers::{contract, run_with, Ctx, Problem};
+use oms_handlers::model::{check_distinct, total};
+use oms_handlers::{run_with, Ctx, Problem};
 use oms_runtime::FieldError;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Reserve {
-    order_id: String,
-    items: Vec<Item>,
-    /// Store the order for this customer in the same write.
-    #[serde(default)]
-    customer_id: Option<String>,
-}
-
-/// One short item in a 409.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Shortage {
-    product_id: String,
-    requested: u64,
-    available: u64,
-}
 
 type Reservations = Group<Reserve, Reservation>;
 
@@ -214,7 +194,7 @@ fn too_expensive() -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oms_handlers::model::Product;
+    use oms_handlers::contract::Product;
 
     const NOW: &str = "2026-01-01T00:00:00.000Z";
 

@@ -8,28 +8,9 @@
 //! twice. The same key with another body is a 422, and a refused request
 //! leaves nothing behind: there is no record of the key but the order.
 
-use oms_handlers::model::{check_distinct, keyed_order_id, order_key, Item, Order, Reservation};
-use oms_handlers::{contract, run, Ctx, Problem};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Create {
-    /// Omitted by a customer: its own id.
-    customer_id: Option<String>,
-    items: Vec<Item>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-}
-
-/// What `inventory.reserve` is asked.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Reserve<'a> {
-    order_id: &'a str,
-    items: &'a [Item],
-    customer_id: &'a str,
-}
+use oms_handlers::contract::{self, Create, Order, Reservation, Reserve};
+use oms_handlers::model::{check_distinct, keyed_order_id, order_key};
+use oms_handlers::{run, Ctx, Problem};
 
 fn main() {
     run(&contract::ORDERS_CREATE, create)
@@ -52,9 +33,9 @@ async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
         None => nuid::next().to_string(),
     };
     let reserve = Reserve {
-        order_id: &order_id,
-        items: &req.items,
-        customer_id: &customer_id,
+        order_id: order_id.clone(),
+        items: req.items.clone(),
+        customer_id: Some(customer_id),
     };
     let reserved: Reservation = ctx
         .call(&contract::INVENTORY_RESERVE, &reserve)

@@ -5,9 +5,9 @@
 //! right after storing an order cannot lose its event.
 
 use async_nats::jetstream::kv;
+use oms_handlers::contract::Order;
 use oms_handlers::derive::{self, Derivation, Derived};
 use oms_handlers::events::{self, OrderEvent};
-use oms_handlers::model::Order;
 use std::time::Duration;
 
 fn main() {

@@ -1,20 +1,14 @@
 //! `orders.get`: one order, read from KV (always current).
 
-use oms_handlers::model::{order_key, Order};
-use oms_handlers::{contract, run, Ctx, Problem};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Get {
-    id: String,
-}
+use oms_handlers::contract::{self, GetOrder, Order};
+use oms_handlers::model::order_key;
+use oms_handlers::{run, Ctx, Problem};
 
 fn main() {
     run(&contract::ORDERS_GET, get)
 }
 
-async fn get(ctx: Ctx, req: Get) -> Result<Order, Problem> {
+async fn get(ctx: Ctx, req: GetOrder) -> Result<Order, Problem> {
     match ctx.store.get::<Order>(&order_key(&req.id)).await? {
         // A customer sees its own orders; another's is "not found", so
         // their existence does not leak.

@@ -2,26 +2,16 @@
 //! `customerId`, `limit` at a time, from this instance's local index (see
 //! `read_model`). Pass `nextCursor` back as `cursor` for the next page.
 
-use oms_handlers::read_model::{OrderFilter, OrderIndex, Page};
-use oms_handlers::status::Status;
-use oms_handlers::{contract, run_with, Ctx, Problem};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct List {
-    limit: Option<usize>,
-    cursor: Option<String>,
-    status: Option<Status>,
-    customer_id: Option<String>,
-}
+use oms_handlers::contract::{self, ListOrders, Status};
+use oms_handlers::read_model::{OrderFilter, OrderIndex, RawPage};
+use oms_handlers::{run_with, Ctx, Problem};
 
 fn main() {
     let orders = |app: &std::sync::Arc<oms_runtime::App>| OrderIndex::follow(app.store.clone());
     run_with(&contract::ORDERS_LIST, orders, list)
 }
 
-async fn list(ctx: Ctx<OrderIndex>, req: List) -> Result<Page, Problem> {
+async fn list(ctx: Ctx<OrderIndex>, req: ListOrders) -> Result<RawPage, Problem> {
     // A customer lists its own orders only.
     let customer_id = match (ctx.customer(), req.customer_id.as_deref()) {
         (Some(own), Some(asked)) if asked != own => {

@@ -1,5 +1,5 @@
 //! `orders.update-status`: moves an order through the status machine
-//! (`status.rs`). CONFIRMED moves no stock: one compare-and-set on the
+//! (`contract/src/status.rs`). CONFIRMED moves no stock: one compare-and-set on the
 //! order. CANCELLED and COMPLETED move stock, so they are decided where
 //! stock is decided: `inventory.release` / `inventory.commit` write the
 //! order's new status and its products' counts in one atomic write.
@@ -8,26 +8,12 @@
 //! decided on, and the other gets 409. Setting the current status again
 //! writes nothing, so it emits no event.
 
-use oms_handlers::model::{order_key, Order, Reservation};
-use oms_handlers::status::{Status, Transition};
-use oms_handlers::{contract, run, Ctx, Problem, Write};
+use oms_handlers::contract::{
+    self, Order, Reservation, SettleRequest, Status, Transition, UpdateStatus,
+};
+use oms_handlers::model::order_key;
+use oms_handlers::{run, Ctx, Problem, Write};
 use oms_runtime::{time, StoreError};
-use serde::{Deserialize, Serialize};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateStatus {
-    id: String,
-    status: Status,
-}
-
-/// What `inventory.release` / `inventory.commit` are asked.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Settle<'a> {
-    order_id: &'a str,
-    expected_revision: u64,
-}
 
 fn main() {
     run(&contract::ORDERS_UPDATE_STATUS, update_status)
@@ -61,9 +47,9 @@ async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
         }
         Transition::Allowed => {}
     }
-    let settle = Settle {
-        order_id: &req.id,
-        expected_revision: current.revision,
+    let settle = SettleRequest {
+        order_id: req.id.clone(),
+        expected_revision: Some(current.revision),
     };
     let settled: Reservation = match req.status {
         Status::Cancelled => ctx.call(&contract::INVENTORY_RELEASE, &settle).await?,

@@ -6,9 +6,9 @@
 //! STATS, a discovery responder that survives a bad `$SRV` request, and a
 //! drain that finishes in-flight requests before the process leaves.
 
-use crate::contract::Operation;
 use crate::problem::Problem;
 use crate::schema::Schema;
+use crate::Spec;
 use crate::{time, App, Ctx};
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
@@ -78,7 +78,7 @@ struct Stats {
 
 /// What discovery tells about this instance.
 struct Identity {
-    op: &'static Operation,
+    op: &'static Spec,
     id: String,
     version: &'static str,
     started: String,
@@ -89,7 +89,7 @@ struct Identity {
 pub async fn serve<S, Req, Resp, F, Fut>(
     app: Arc<App>,
     state: Arc<S>,
-    op: &'static Operation,
+    op: &'static Spec,
     handler: F,
 ) where
     S: Send + Sync + 'static,

@@ -5,7 +5,6 @@
 pub mod config;
 pub mod connect;
 pub mod consumer;
-pub mod contract;
 pub mod env;
 pub mod fault;
 pub mod logging;
@@ -18,8 +17,9 @@ pub mod store;
 pub mod time;
 
 pub use config::Config;
-pub use contract::Operation;
 pub use env::{ConfigError, Env};
+pub use oms_contract as contract;
+pub use oms_contract::{Answer, Operation, Spec};
 pub use principal::Principal;
 pub use problem::{FieldError, Problem};
 pub use store::{Slot, Start, Store, StoreError, Versioned, Write};
@@ -93,7 +93,7 @@ impl<S> Ctx<S> {
     /// its problem becomes this request's problem.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        op: &Operation,
+        op: &Operation<Req, Resp>,
         request: &Req,
     ) -> Result<Resp, Problem> {
         call(&self.client, self.trace_headers(), op, request).await
@@ -104,7 +104,7 @@ impl<S> Ctx<S> {
 pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     client: &async_nats::Client,
     headers: async_nats::HeaderMap,
-    op: &Operation,
+    op: &Operation<Req, Resp>,
     request: &Req,
 ) -> Result<Resp, Problem> {
     use async_nats::client::RequestErrorKind;
@@ -140,12 +140,12 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
 }
 
 /// Runs a request/reply operation: `fn main() { run(&OP, handle) }`.
-pub fn run<Req, Resp, F, Fut>(op: &'static Operation, handler: F)
+pub fn run<Req, Resp, A, F, Fut>(op: &'static Operation<Req, Resp>, handler: F)
 where
     Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    A: Answer<Resp> + Send + 'static,
     F: Fn(Ctx, Req) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
+    Fut: Future<Output = Result<A, Problem>> + Send + 'static,
 {
     run_with(op, |_| std::future::ready(()), handler)
 }
@@ -154,8 +154,8 @@ where
 /// cache): `setup` builds it once, after connecting. The instance joins the
 /// service only when that is done, so an index is current before its first
 /// answer.
-pub fn run_with<S, Req, Resp, Setup, Ready, F, Fut>(
-    op: &'static Operation,
+pub fn run_with<S, Req, Resp, A, Setup, Ready, F, Fut>(
+    op: &'static Operation<Req, Resp>,
     setup: Setup,
     handler: F,
 ) where
@@ -163,13 +163,13 @@ pub fn run_with<S, Req, Resp, Setup, Ready, F, Fut>(
     Setup: FnOnce(&Arc<App>) -> Ready,
     Ready: Future<Output = S>,
     Req: DeserializeOwned + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    A: Answer<Resp> + Send + 'static,
     F: Fn(Ctx<S>, Req) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
+    Fut: Future<Output = Result<A, Problem>> + Send + 'static,
 {
     start(op.service, |app| async move {
         let state = Arc::new(setup(&app).await);
-        service::serve(app, state, op, handler).await
+        service::serve(app, state, &op.spec, handler).await
     });
 }
 

@@ -2,7 +2,7 @@
 //! per binary, each allowed exactly what its job needs, rendered from the
 //! operation table into `nats-users.conf` (which `nats-server.conf`
 //! includes). A new operation or binary gets its permissions here, or a
-//! test fails (`handlers/runtime/tests/permissions.rs`).
+//! test fails (`runtime/tests/permissions.rs`).
 //!
 //! Passwords are never in the repository: the file names an environment
 //! variable per user (`OMS_NATS_PASSWORD_<USER>`), which `just up`
@@ -11,18 +11,18 @@
 //! `oms-init`'s alone. Each user reads replies only under its own inbox
 //! prefix (`_INBOX_<user>`), so none can read another's.
 
-use crate::contract::{self, Operation};
+use crate::contract::{self, Spec};
 
 /// One binary's NATS user and what its job needs.
 pub struct Job {
     /// The binary, its NATS user and its inbox prefix `_INBOX_<name>`.
     pub name: &'static str,
     /// The operation it serves.
-    pub serves: Option<&'static Operation>,
+    pub serves: Option<&'static Spec>,
     /// Key prefixes of the bucket it writes (`product` for `product.*`).
     pub writes: &'static [&'static str],
     /// Operations it calls by request-reply.
-    pub calls: &'static [&'static Operation],
+    pub calls: &'static [&'static Spec],
     /// Follows the bucket with consumers (list indexes, event derivation).
     pub follows: bool,
     /// Anything else it publishes.
@@ -33,28 +33,31 @@ const STOCK: &[&str] = &["product", "order", "reservation"];
 
 /// Every binary that connects to NATS.
 pub const JOBS: &[Job] = &[
-    serves(&contract::INVENTORY_ADD_STOCK, &["product", "request"]),
-    serves(&contract::INVENTORY_CHECK, &[]),
-    serves(&contract::INVENTORY_RESERVE, STOCK),
-    serves(&contract::INVENTORY_RELEASE, STOCK),
-    serves(&contract::INVENTORY_COMMIT, STOCK),
-    serves(&contract::INVENTORY_GET, &[]),
+    serves(&contract::INVENTORY_ADD_STOCK.spec, &["product", "request"]),
+    serves(&contract::INVENTORY_CHECK.spec, &[]),
+    serves(&contract::INVENTORY_RESERVE.spec, STOCK),
+    serves(&contract::INVENTORY_RELEASE.spec, STOCK),
+    serves(&contract::INVENTORY_COMMIT.spec, STOCK),
+    serves(&contract::INVENTORY_GET.spec, &[]),
     Job {
         follows: true,
-        ..serves(&contract::INVENTORY_LIST, &[])
+        ..serves(&contract::INVENTORY_LIST.spec, &[])
     },
     Job {
-        calls: &[&contract::INVENTORY_RESERVE],
-        ..serves(&contract::ORDERS_CREATE, &[])
+        calls: &[&contract::INVENTORY_RESERVE.spec],
+        ..serves(&contract::ORDERS_CREATE.spec, &[])
     },
     Job {
-        calls: &[&contract::INVENTORY_RELEASE, &contract::INVENTORY_COMMIT],
-        ..serves(&contract::ORDERS_UPDATE_STATUS, &["order"])
+        calls: &[
+            &contract::INVENTORY_RELEASE.spec,
+            &contract::INVENTORY_COMMIT.spec,
+        ],
+        ..serves(&contract::ORDERS_UPDATE_STATUS.spec, &["order"])
     },
-    serves(&contract::ORDERS_GET, &[]),
+    serves(&contract::ORDERS_GET.spec, &[]),
     Job {
         follows: true,
-        ..serves(&contract::ORDERS_LIST, &[])
+        ..serves(&contract::ORDERS_LIST.spec, &[])
     },
     Job {
         name: "orders-events",
@@ -72,7 +75,7 @@ pub const JOBS: &[Job] = &[
         name: "inventory-holds",
         serves: None,
         writes: &[],
-        calls: &[&contract::INVENTORY_RELEASE],
+        calls: &[&contract::INVENTORY_RELEASE.spec],
         follows: false,
         publishes: &[
             "$JS.API.CONSUMER.INFO.KV_oms.inventory-holds",
@@ -85,7 +88,7 @@ pub const JOBS: &[Job] = &[
     },
 ];
 
-const fn serves(op: &'static Operation, writes: &'static [&'static str]) -> Job {
+const fn serves(op: &'static Spec, writes: &'static [&'static str]) -> Job {
     Job {
         name: op.service,
         serves: Some(op),
@@ -177,7 +180,7 @@ pub fn render() -> String {
             .join(", ")
     };
     let mut out = String::from(
-        "# Generated from handlers/runtime/src/permissions.rs: one user per binary,\n\
+        "# Generated from runtime/src/permissions.rs: one user per binary,\n\
          # each allowed what its job needs. Do not edit; after a change there run\n\
          # `OMS_WRITE_USERS=1 cargo test -p oms-runtime --test permissions`.\n\
          # Passwords come from the environment (`just up` keeps them in .run/secrets.env).\n\

@@ -1,39 +1,15 @@
-//! The operations of DESIGN §3 as data: one table that the handlers register
-//! from, the gateway routes from and OpenAPI is generated from.
+//! Every operation of the system, as data: the table the handlers register
+//! from, the gateway routes from, OpenAPI and the NATS permissions are
+//! generated from, and the tests and the bench drive.
 
-/// How an operation is reached over REST.
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub method: &'static str,
-    /// `{name}` segments become fields of the request payload.
-    pub path: &'static str,
-    /// Status of a successful answer.
-    pub status: u16,
-}
-
-/// One NATS service with one endpoint.
-#[derive(Debug)]
-pub struct Operation {
-    /// Service name, binary name and queue group.
-    pub service: &'static str,
-    /// Subject = `group.endpoint`; endpoint names may not contain dots.
-    pub group: &'static str,
-    pub endpoint: &'static str,
-    pub description: &'static str,
-    pub route: Option<Route>,
-    pub request_schema: &'static str,
-    pub response_schema: &'static str,
-}
-
-impl Operation {
-    pub fn subject(&self) -> String {
-        format!("{}.{}", self.group, self.endpoint)
-    }
-}
+use crate::inventory::*;
+use crate::operation::{Kind, Operation, Route, Spec};
+use crate::orders::*;
+use crate::Page;
 
 macro_rules! schema {
     ($file:literal) => {
-        include_str!(concat!("../../../schemas/", $file))
+        include_str!(concat!("../../schemas/", $file))
     };
 }
 
@@ -45,7 +21,8 @@ const fn route(method: &'static str, path: &'static str, status: u16) -> Option<
     })
 }
 
-pub const INVENTORY_ADD_STOCK: Operation = Operation {
+pub const INVENTORY_ADD_STOCK: Operation<AddStock, Product> = Operation::new(Spec {
+    kind: Kind::Write,
     service: "inventory-add-stock",
     group: "inventory",
     endpoint: "add-stock",
@@ -53,9 +30,10 @@ pub const INVENTORY_ADD_STOCK: Operation = Operation {
     route: route("POST", "/inventory", 201),
     request_schema: schema!("inventory.add-stock.request.json"),
     response_schema: schema!("product.json"),
-};
+});
 
-pub const INVENTORY_CHECK: Operation = Operation {
+pub const INVENTORY_CHECK: Operation<Check, Availability> = Operation::new(Spec {
+    kind: Kind::Read,
     service: "inventory-check",
     group: "inventory",
     endpoint: "check",
@@ -63,9 +41,10 @@ pub const INVENTORY_CHECK: Operation = Operation {
     route: route("POST", "/inventory/check", 200),
     request_schema: schema!("inventory.check.request.json"),
     response_schema: schema!("inventory.check.response.json"),
-};
+});
 
-pub const INVENTORY_RESERVE: Operation = Operation {
+pub const INVENTORY_RESERVE: Operation<Reserve, Reservation> = Operation::new(Spec {
+    kind: Kind::Write,
     service: "inventory-reserve",
     group: "inventory",
     endpoint: "reserve",
@@ -73,9 +52,10 @@ pub const INVENTORY_RESERVE: Operation = Operation {
     route: None,
     request_schema: schema!("inventory.reserve.request.json"),
     response_schema: schema!("reservation.json"),
-};
+});
 
-pub const INVENTORY_RELEASE: Operation = Operation {
+pub const INVENTORY_RELEASE: Operation<SettleRequest, Reservation> = Operation::new(Spec {
+    kind: Kind::Write,
     service: "inventory-release",
     group: "inventory",
     endpoint: "release",
@@ -84,9 +64,10 @@ pub const INVENTORY_RELEASE: Operation = Operation {
     route: None,
     request_schema: schema!("inventory.settle.request.json"),
     response_schema: schema!("reservation.json"),
-};
+});
 
-pub const INVENTORY_COMMIT: Operation = Operation {
+pub const INVENTORY_COMMIT: Operation<SettleRequest, Reservation> = Operation::new(Spec {
+    kind: Kind::Write,
     service: "inventory-commit",
     group: "inventory",
     endpoint: "commit",
@@ -94,9 +75,10 @@ pub const INVENTORY_COMMIT: Operation = Operation {
     route: None,
     request_schema: schema!("inventory.settle.request.json"),
     response_schema: schema!("reservation.json"),
-};
+});
 
-pub const INVENTORY_GET: Operation = Operation {
+pub const INVENTORY_GET: Operation<GetProduct, Product> = Operation::new(Spec {
+    kind: Kind::Read,
     service: "inventory-get",
     group: "inventory",
     endpoint: "get",
@@ -104,9 +86,10 @@ pub const INVENTORY_GET: Operation = Operation {
     route: route("GET", "/inventory/{productId}", 200),
     request_schema: schema!("inventory.get.request.json"),
     response_schema: schema!("product.json"),
-};
+});
 
-pub const INVENTORY_LIST: Operation = Operation {
+pub const INVENTORY_LIST: Operation<ListProducts, Page<Product>> = Operation::new(Spec {
+    kind: Kind::Read,
     service: "inventory-list",
     group: "inventory",
     endpoint: "list",
@@ -114,9 +97,10 @@ pub const INVENTORY_LIST: Operation = Operation {
     route: route("GET", "/inventory", 200),
     request_schema: schema!("inventory.list.request.json"),
     response_schema: schema!("inventory.list.response.json"),
-};
+});
 
-pub const ORDERS_CREATE: Operation = Operation {
+pub const ORDERS_CREATE: Operation<Create, Order> = Operation::new(Spec {
+    kind: Kind::Write,
     service: "orders-create",
     group: "orders",
     endpoint: "create",
@@ -124,9 +108,10 @@ pub const ORDERS_CREATE: Operation = Operation {
     route: route("POST", "/orders", 201),
     request_schema: schema!("orders.create.request.json"),
     response_schema: schema!("order.json"),
-};
+});
 
-pub const ORDERS_UPDATE_STATUS: Operation = Operation {
+pub const ORDERS_UPDATE_STATUS: Operation<UpdateStatus, Order> = Operation::new(Spec {
+    kind: Kind::Write,
     service: "orders-update-status",
     group: "orders",
     endpoint: "update-status",
@@ -134,9 +119,10 @@ pub const ORDERS_UPDATE_STATUS: Operation = Operation {
     route: route("PUT", "/orders/{id}/status", 200),
     request_schema: schema!("orders.update-status.request.json"),
     response_schema: schema!("order.json"),
-};
+});
 
-pub const ORDERS_GET: Operation = Operation {
+pub const ORDERS_GET: Operation<GetOrder, Order> = Operation::new(Spec {
+    kind: Kind::Read,
     service: "orders-get",
     group: "orders",
     endpoint: "get",
@@ -144,9 +130,10 @@ pub const ORDERS_GET: Operation = Operation {
     route: route("GET", "/orders/{id}", 200),
     request_schema: schema!("orders.get.request.json"),
     response_schema: schema!("order.json"),
-};
+});
 
-pub const ORDERS_LIST: Operation = Operation {
+pub const ORDERS_LIST: Operation<ListOrders, Page<Order>> = Operation::new(Spec {
+    kind: Kind::Read,
     service: "orders-list",
     group: "orders",
     endpoint: "list",
@@ -154,21 +141,21 @@ pub const ORDERS_LIST: Operation = Operation {
     route: route("GET", "/orders", 200),
     request_schema: schema!("orders.list.request.json"),
     response_schema: schema!("orders.list.response.json"),
-};
+});
 
 /// Every request/reply operation, in the order the README lists them.
-pub const OPERATIONS: &[&Operation] = &[
-    &INVENTORY_ADD_STOCK,
-    &INVENTORY_CHECK,
-    &INVENTORY_RESERVE,
-    &INVENTORY_RELEASE,
-    &INVENTORY_COMMIT,
-    &INVENTORY_GET,
-    &INVENTORY_LIST,
-    &ORDERS_CREATE,
-    &ORDERS_UPDATE_STATUS,
-    &ORDERS_GET,
-    &ORDERS_LIST,
+pub const OPERATIONS: &[&Spec] = &[
+    &INVENTORY_ADD_STOCK.spec,
+    &INVENTORY_CHECK.spec,
+    &INVENTORY_RESERVE.spec,
+    &INVENTORY_RELEASE.spec,
+    &INVENTORY_COMMIT.spec,
+    &INVENTORY_GET.spec,
+    &INVENTORY_LIST.spec,
+    &ORDERS_CREATE.spec,
+    &ORDERS_UPDATE_STATUS.spec,
+    &ORDERS_GET.spec,
+    &ORDERS_LIST.spec,
 ];
 
 /// The problem body every error reply carries.

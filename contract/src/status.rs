@@ -1,4 +1,4 @@
-//! The order status machine (DESIGN §3), as one pure function.
+//! The order status machine, as one pure function.
 
 use serde::{Deserialize, Serialize};
 
