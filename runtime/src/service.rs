@@ -376,6 +376,8 @@ fn info(identity: &Identity) -> Value {
     let mut metadata = json!({
         "request_schema": op.request_schema,
         "response_schema": op.response_schema,
+        // Every error reply's body: published so a client checks both.
+        "problem_schema": crate::contract::PROBLEM_SCHEMA,
     });
     if let Some(route) = op.route {
         metadata["rest"] = json!(format!("{} {}", route.method, route.path));
