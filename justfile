@@ -10,9 +10,9 @@ default:
 up: build
     scripts/up.sh
 
-# Build every binary (release).
+# Build what `just up` runs (release): the handlers and the gateway, not the bench or test support.
 build: tools
-    cargo build --release --workspace --bins
+    cargo build --release -p oms-handlers -p gateway --bins
 
 # Run the whole test suite against real nats-servers on ephemeral ports.
 test: tools
