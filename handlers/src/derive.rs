@@ -22,7 +22,6 @@ use async_nats::header::{self, HeaderMap};
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use oms_runtime::{fault, Start, Store};
-use std::time::Duration;
 
 /// The header naming the bucket revision a derived message came from.
 pub const REVISION_HEADER: &str = "Oms-Revision";
@@ -50,16 +49,15 @@ pub struct Derivation {
 /// chain breaks, the consumer fails or the server restarts.
 pub async fn run(store: &Store, derivation: Derivation) {
     let js = store.jetstream();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = oms_runtime::backoff::Backoff::default();
     loop {
         match derive(store, js, &derivation).await {
-            Ok(()) => delay = Duration::from_millis(100),
+            Ok(()) => backoff.reset(),
             Err(err) => {
                 tracing::warn!(error = %err, stream = derivation.stream, "deriving stopped; resuming from the stream's tail")
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 

@@ -6,14 +6,13 @@ use std::time::Duration;
 
 /// Connects, waiting as long as it takes; logs each failed attempt and why.
 pub async fn connect(config: &Config, name: &str) -> async_nats::Client {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::default();
     loop {
         match try_connect(config, name).await {
             Ok(client) => return client,
             Err(err) => {
-                tracing::warn!(url = %config.nats_url, error = %err, retry_in = ?delay, "NATS not reachable");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tracing::warn!(url = %config.nats_url, error = %err, retry_in = ?backoff.delay(), "NATS not reachable");
+                backoff.wait().await;
             }
         }
     }

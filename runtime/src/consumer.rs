@@ -32,11 +32,11 @@ pub async fn consume<F, Fut>(
     Fut: Future<Output = (Message, Ack)>,
 {
     let name = config.durable_name.clone().unwrap_or_default();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = crate::backoff::Backoff::default();
     loop {
         match messages(js, stream, &config).await {
             Ok(messages) => {
-                delay = Duration::from_millis(100);
+                backoff.reset();
                 messages
                     .take_while(|m| {
                         let ok = m.is_ok();
@@ -60,8 +60,7 @@ pub async fn consume<F, Fut>(
             }
             Err(err) => tracing::warn!(consumer = %name, error = %err, "consumer not ready"),
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 

@@ -2,6 +2,7 @@
 //! logging, connecting, the service protocol, schema validation, problems and
 //! the KV store. A handler binary's `main` hands one async function to [`run`].
 
+pub mod backoff;
 pub mod config;
 pub mod connect;
 pub mod consumer;
@@ -220,14 +221,13 @@ pub fn init(binary: &str) -> (logging::LogGuard, Config) {
 /// Connects (retrying until NATS is there) and opens the bucket.
 pub async fn connect_app(name: &str, config: Config) -> Arc<App> {
     let client = connect::connect(&config, name).await;
-    let mut delay = std::time::Duration::from_millis(100);
+    let mut backoff = backoff::Backoff::default();
     let store = loop {
         match Store::open(client.clone(), &config).await {
             Ok(store) => break store,
             Err(err) => {
-                tracing::warn!(error = %err, retry_in = ?delay, "bucket not ready");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                tracing::warn!(error = %err, retry_in = ?backoff.delay(), "bucket not ready");
+                backoff.wait().await;
             }
         }
     };

@@ -223,7 +223,7 @@ impl Store {
             }
         };
         let mut start = Start::LastPerKey;
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = crate::backoff::Backoff::default();
         loop {
             match self.changes(pattern, start).await {
                 Ok((mut chunks, pending)) => {
@@ -234,7 +234,7 @@ impl Store {
                                 let Some(last) = entries.last() else { continue };
                                 start = Start::After(last.revision);
                                 let current = last.delta == 0;
-                                delay = Duration::from_millis(100);
+                                backoff.reset();
                                 apply(entries);
                                 signal_when(current);
                             }
@@ -247,8 +247,7 @@ impl Store {
                 }
                 Err(err) => tracing::warn!(error = %err, pattern, "follow not started"),
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            backoff.wait().await;
         }
     }
 
