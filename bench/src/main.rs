@@ -36,7 +36,7 @@ use cost::Cost;
 use load::{Collect, Payload, Rng};
 use report::{Report, Row};
 use serde_json::{json, Value};
-use stack::{Stack, GATEWAY, HANDLERS, WORKERS};
+use stack::{handlers, workers, Stack, GATEWAY};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -845,11 +845,11 @@ async fn first_answer(
 /// after a second of idleness, reads every binary's resident memory.
 async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
     let mut starts: Vec<(String, f64)> = Vec::new();
-    for (binary, subject) in HANDLERS {
+    for (binary, subject) in handlers() {
         stack.stop(binary).await;
         let started = Instant::now();
         stack.spawn(binary);
-        let ms = first_answer(control, binary, subject, started)
+        let ms = first_answer(control, binary, &subject, started)
             .await
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
         starts.push((binary.to_string(), ms));
@@ -861,7 +861,7 @@ async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
         .wait_http_ok("/inventory/P000", Duration::from_secs(30))
         .await;
     starts.push((GATEWAY.into(), started.elapsed().as_secs_f64() * 1000.0));
-    for worker in WORKERS {
+    for worker in workers() {
         stack.stop(worker).await;
         stack.spawn(worker);
     }
@@ -877,11 +877,7 @@ async fn cold_start(report: &mut Report, stack: &mut Stack, control: &Client) {
         "-".repeat(14) + ":",
         "-".repeat(13) + ":"
     );
-    let names = HANDLERS
-        .iter()
-        .map(|(b, _)| *b)
-        .chain([GATEWAY])
-        .chain(WORKERS.iter().copied());
+    let names = handlers().map(|(b, _)| b).chain([GATEWAY]).chain(workers());
     for binary in names {
         let start = starts.iter().find(|(b, _)| b == binary).map(|(_, ms)| *ms);
         let rss = stack.pid(binary).and_then(stack::rss_mib);

@@ -10,24 +10,17 @@ use std::time::{Duration, Instant};
 use testkit::{free_port, NatsServer, Proc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Every handler binary with its subject and a cheap request it answers
-/// (a 4xx reply is an answer too: it proves the handler is serving).
-pub const HANDLERS: &[(&str, &str)] = &[
-    ("inventory-add-stock", "inventory.add-stock"),
-    ("inventory-check", "inventory.check"),
-    ("inventory-reserve", "inventory.reserve"),
-    ("inventory-release", "inventory.release"),
-    ("inventory-commit", "inventory.commit"),
-    ("inventory-get", "inventory.get"),
-    ("inventory-list", "inventory.list"),
-    ("orders-create", "orders.create"),
-    ("orders-update-status", "orders.update-status"),
-    ("orders-get", "orders.get"),
-    ("orders-list", "orders.list"),
-];
+/// Every handler binary with its subject, from the operation table.
+pub fn handlers() -> impl Iterator<Item = (&'static str, String)> {
+    oms_runtime::contract::OPERATIONS
+        .iter()
+        .map(|op| (op.service, op.subject()))
+}
 
 /// The processes that answer no requests.
-pub const WORKERS: &[&str] = &["orders-events", "inventory-holds"];
+pub fn workers() -> impl Iterator<Item = &'static str> {
+    oms_runtime::permissions::workers()
+}
 
 pub const GATEWAY: &str = "gateway";
 
@@ -48,7 +41,7 @@ impl Stack {
     /// Starts the server, every handler, the workers when asked, and the
     /// gateway; returns once every service answers `$SRV.PING` and the
     /// gateway's `/readyz` is 200.
-    pub async fn start(workers: bool) -> Stack {
+    pub async fn start(with_workers: bool) -> Stack {
         let exe = std::env::current_exe().expect("path of oms-bench");
         let bin_dir = exe.parent().expect("target/<profile>").to_path_buf();
         let mut stack = Stack {
@@ -71,20 +64,18 @@ impl Stack {
         assert!(minted.status.success(), "gateway token: {minted:?}");
         let token = String::from_utf8_lossy(&minted.stdout).trim().to_string();
         TOKEN.get_or_init(|| token);
-        for (name, _) in HANDLERS {
+        for (name, _) in handlers() {
             stack.spawn(name);
         }
-        if workers {
-            for name in WORKERS {
+        if with_workers {
+            for name in workers() {
                 stack.spawn(name);
             }
         }
         stack.spawn(GATEWAY);
         let control = stack.server.client().await;
         futures::future::join_all(
-            HANDLERS
-                .iter()
-                .map(|(name, _)| testkit::wait_for_service(&control, name, 1)),
+            handlers().map(|(name, _)| testkit::wait_for_service(&control, name, 1)),
         )
         .await;
         stack.wait_http_ok("/readyz", Duration::from_secs(30)).await;
@@ -146,8 +137,8 @@ impl Stack {
             .collect();
         let names = [GATEWAY]
             .into_iter()
-            .chain(HANDLERS.iter().map(|(name, _)| *name))
-            .chain(WORKERS.iter().copied());
+            .chain(handlers().map(|(name, _)| name))
+            .chain(workers());
         for name in names {
             if let Some(pid) = self.pid(name) {
                 pids.push((name.to_string(), pid));

@@ -100,6 +100,11 @@ const fn serves(op: &'static Spec, writes: &'static [&'static str]) -> Job {
 }
 
 /// The bootstrap user: creates and updates the bucket and the streams.
+/// The binaries that serve no operation (consumers, derivations).
+pub fn workers() -> impl Iterator<Item = &'static str> {
+    JOBS.iter().filter(|j| j.serves.is_none()).map(|j| j.name)
+}
+
 pub const INIT: &str = "oms-init";
 /// The REST gateway.
 pub const GATEWAY: &str = "gateway";
