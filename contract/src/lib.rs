@@ -2,8 +2,9 @@
 //! called on NATS and over REST, the JSON Schemas that say what a field may
 //! hold, and the Rust types of every request and reply.
 //!
-//! A field is added in three places that sit side by side: its type here,
-//! its schema in `schemas/`, and the handler that fills it. The
+//! A field is added in three places: its type here, its schema in
+//! `schemas/` (shared definitions once, in `defs.json`), and the handler that
+//! fills it. The
 //! conformance test (`gateway/tests/conformance.rs`) drives every
 //! operation and checks each reply against the schema its service
 //! publishes, so types and schemas cannot drift apart unnoticed.
@@ -13,6 +14,7 @@ pub mod money;
 pub mod operation;
 pub mod operations;
 pub mod orders;
+pub mod schemas;
 pub mod status;
 
 pub use inventory::*;

@@ -35,13 +35,25 @@ pub struct Spec {
     pub description: &'static str,
     pub kind: Kind,
     pub route: Option<Route>,
-    pub request_schema: &'static str,
-    pub response_schema: &'static str,
+    /// The request's schema, a file in `schemas/`.
+    pub request_schema_file: &'static str,
+    /// The successful reply's schema, a file in `schemas/`.
+    pub response_schema_file: &'static str,
 }
 
 impl Spec {
     pub fn subject(&self) -> String {
         format!("{}.{}", self.group, self.endpoint)
+    }
+
+    /// The request's JSON Schema, bundled (no `$ref` left).
+    pub fn request_schema(&self) -> &'static str {
+        crate::schemas::schema(self.request_schema_file)
+    }
+
+    /// The successful reply's JSON Schema, bundled.
+    pub fn response_schema(&self) -> &'static str {
+        crate::schemas::schema(self.response_schema_file)
     }
 }
 

@@ -7,12 +7,6 @@ use crate::operation::{Kind, Operation, Route, Spec};
 use crate::orders::*;
 use crate::Page;
 
-macro_rules! schema {
-    ($file:literal) => {
-        include_str!(concat!("../../schemas/", $file))
-    };
-}
-
 const fn route(method: &'static str, path: &'static str, status: u16) -> Option<Route> {
     Some(Route {
         method,
@@ -28,8 +22,8 @@ pub const INVENTORY_ADD_STOCK: Operation<AddStock, Product> = Operation::new(Spe
     endpoint: "add-stock",
     description: "Adds units to a product (creating it) and sets its price",
     route: route("POST", "/inventory", 201),
-    request_schema: schema!("inventory.add-stock.request.json"),
-    response_schema: schema!("product.json"),
+    request_schema_file: "inventory.add-stock.request.json",
+    response_schema_file: "product.json",
 });
 
 pub const INVENTORY_CHECK: Operation<Check, Availability> = Operation::new(Spec {
@@ -39,8 +33,8 @@ pub const INVENTORY_CHECK: Operation<Check, Availability> = Operation::new(Spec 
     endpoint: "check",
     description: "Tells whether every item is in stock, without reserving",
     route: route("POST", "/inventory/check", 200),
-    request_schema: schema!("inventory.check.request.json"),
-    response_schema: schema!("inventory.check.response.json"),
+    request_schema_file: "inventory.check.request.json",
+    response_schema_file: "inventory.check.response.json",
 });
 
 pub const INVENTORY_RESERVE: Operation<Reserve, Reservation> = Operation::new(Spec {
@@ -50,8 +44,8 @@ pub const INVENTORY_RESERVE: Operation<Reserve, Reservation> = Operation::new(Sp
     endpoint: "reserve",
     description: "Reserves all items of an order or none; idempotent on orderId",
     route: None,
-    request_schema: schema!("inventory.reserve.request.json"),
-    response_schema: schema!("reservation.json"),
+    request_schema_file: "inventory.reserve.request.json",
+    response_schema_file: "reservation.json",
 });
 
 pub const INVENTORY_RELEASE: Operation<SettleRequest, Reservation> = Operation::new(Spec {
@@ -62,8 +56,8 @@ pub const INVENTORY_RELEASE: Operation<SettleRequest, Reservation> = Operation::
     description:
         "Returns the stock of a cancelled or never-stored order (operator use); idempotent",
     route: None,
-    request_schema: schema!("inventory.settle.request.json"),
-    response_schema: schema!("reservation.json"),
+    request_schema_file: "inventory.settle.request.json",
+    response_schema_file: "reservation.json",
 });
 
 pub const INVENTORY_COMMIT: Operation<SettleRequest, Reservation> = Operation::new(Spec {
@@ -73,8 +67,8 @@ pub const INVENTORY_COMMIT: Operation<SettleRequest, Reservation> = Operation::n
     endpoint: "commit",
     description: "Marks a completed order's stock as sold (operator use); idempotent",
     route: None,
-    request_schema: schema!("inventory.settle.request.json"),
-    response_schema: schema!("reservation.json"),
+    request_schema_file: "inventory.settle.request.json",
+    response_schema_file: "reservation.json",
 });
 
 pub const INVENTORY_GET: Operation<GetProduct, Product> = Operation::new(Spec {
@@ -84,8 +78,8 @@ pub const INVENTORY_GET: Operation<GetProduct, Product> = Operation::new(Spec {
     endpoint: "get",
     description: "One product",
     route: route("GET", "/inventory/{productId}", 200),
-    request_schema: schema!("inventory.get.request.json"),
-    response_schema: schema!("product.json"),
+    request_schema_file: "inventory.get.request.json",
+    response_schema_file: "product.json",
 });
 
 pub const INVENTORY_LIST: Operation<ListProducts, Page<Product>> = Operation::new(Spec {
@@ -95,8 +89,8 @@ pub const INVENTORY_LIST: Operation<ListProducts, Page<Product>> = Operation::ne
     endpoint: "list",
     description: "Products in productId order, a page at a time",
     route: route("GET", "/inventory", 200),
-    request_schema: schema!("inventory.list.request.json"),
-    response_schema: schema!("inventory.list.response.json"),
+    request_schema_file: "inventory.list.request.json",
+    response_schema_file: "inventory.list.response.json",
 });
 
 pub const ORDERS_CREATE: Operation<Create, Order> = Operation::new(Spec {
@@ -106,8 +100,8 @@ pub const ORDERS_CREATE: Operation<Create, Order> = Operation::new(Spec {
     endpoint: "create",
     description: "Reserves stock and stores a PENDING order",
     route: route("POST", "/orders", 201),
-    request_schema: schema!("orders.create.request.json"),
-    response_schema: schema!("order.json"),
+    request_schema_file: "orders.create.request.json",
+    response_schema_file: "order.json",
 });
 
 pub const ORDERS_UPDATE_STATUS: Operation<UpdateStatus, Order> = Operation::new(Spec {
@@ -117,8 +111,8 @@ pub const ORDERS_UPDATE_STATUS: Operation<UpdateStatus, Order> = Operation::new(
     endpoint: "update-status",
     description: "Moves an order through PENDING, CONFIRMED, COMPLETED or CANCELLED",
     route: route("PUT", "/orders/{id}/status", 200),
-    request_schema: schema!("orders.update-status.request.json"),
-    response_schema: schema!("order.json"),
+    request_schema_file: "orders.update-status.request.json",
+    response_schema_file: "order.json",
 });
 
 pub const ORDERS_GET: Operation<GetOrder, Order> = Operation::new(Spec {
@@ -128,8 +122,8 @@ pub const ORDERS_GET: Operation<GetOrder, Order> = Operation::new(Spec {
     endpoint: "get",
     description: "One order",
     route: route("GET", "/orders/{id}", 200),
-    request_schema: schema!("orders.get.request.json"),
-    response_schema: schema!("order.json"),
+    request_schema_file: "orders.get.request.json",
+    response_schema_file: "order.json",
 });
 
 pub const ORDERS_LIST: Operation<ListOrders, Page<Order>> = Operation::new(Spec {
@@ -139,8 +133,8 @@ pub const ORDERS_LIST: Operation<ListOrders, Page<Order>> = Operation::new(Spec 
     endpoint: "list",
     description: "Orders, newest first, filtered by status and customerId",
     route: route("GET", "/orders", 200),
-    request_schema: schema!("orders.list.request.json"),
-    response_schema: schema!("orders.list.response.json"),
+    request_schema_file: "orders.list.request.json",
+    response_schema_file: "orders.list.response.json",
 });
 
 /// Every request/reply operation, in the order the README lists them.
@@ -158,5 +152,20 @@ pub const OPERATIONS: &[&Spec] = &[
     &ORDERS_LIST.spec,
 ];
 
-/// The problem body every error reply carries.
-pub const PROBLEM_SCHEMA: &str = schema!("problem.json");
+/// The problem body every error reply carries (bundled JSON Schema).
+pub fn problem_schema() -> &'static str {
+    crate::schemas::schema("problem.json")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_names_schemas_that_exist() {
+        for op in super::OPERATIONS {
+            for text in [op.request_schema(), op.response_schema()] {
+                let schema: serde_json::Value = serde_json::from_str(text).unwrap();
+                assert_eq!(schema["type"], "object", "{}", op.service);
+            }
+        }
+    }
+}

@@ -54,8 +54,8 @@ impl Endpoint {
     /// `None` for operations without a REST route (internal ones).
     pub fn new(op: &'static Spec) -> Option<Endpoint> {
         let route = op.route?;
-        let request_schema = parse_schema(op.service, op.request_schema);
-        let response_schema = parse_schema(op.service, op.response_schema);
+        let request_schema = parse_schema(op.service, op.request_schema());
+        let response_schema = parse_schema(op.service, op.response_schema());
         let fields = request_schema["properties"]
             .as_object()
             .cloned()

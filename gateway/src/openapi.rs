@@ -12,7 +12,7 @@
 
 use crate::policy::Access;
 use crate::routes::{Route, Table, Target};
-use oms_runtime::contract::PROBLEM_SCHEMA;
+use oms_runtime::contract::problem_schema;
 use serde_json::{json, Map, Value};
 
 pub fn document(table: &Table) -> Value {
@@ -20,7 +20,7 @@ pub fn document(table: &Table) -> Value {
     let mut schemas = Map::new();
     schemas.insert(
         "Problem".into(),
-        serde_json::from_str(PROBLEM_SCHEMA).expect("problem schema is JSON"),
+        serde_json::from_str(problem_schema()).expect("problem schema is JSON"),
     );
     for route in table.routes() {
         let operation = match &route.target {

@@ -468,7 +468,7 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
             .as_str()
             .unwrap();
         let schema = resolve(&doc, schema_ref).unwrap();
-        let contract: Value = serde_json::from_str(op.response_schema).unwrap();
+        let contract: Value = serde_json::from_str(op.response_schema()).unwrap();
         if contract["properties"]["nextCursor"].is_object() {
             assert_eq!(
                 schema, &contract["properties"]["items"],
@@ -487,7 +487,7 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
 
         // The request: every property of the request schema is a path or
         // query parameter (GET) or in the body (writes).
-        let request: Value = serde_json::from_str(op.request_schema).unwrap();
+        let request: Value = serde_json::from_str(op.request_schema()).unwrap();
         let params: Vec<&Value> = entry["parameters"].as_array().unwrap().iter().collect();
         let param = |name: &str, place: &str| {
             params

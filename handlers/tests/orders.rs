@@ -267,8 +267,9 @@ async fn the_status_machine_moves_stock() {
     let all = stack.quiet_events().await;
     assert_eq!(all.len(), 3 + 2 + 3);
     // Every event matches its published schema.
-    let schema =
-        oms_runtime::schema::Schema::compile(include_str!("../../schemas/order-event.json"));
+    let schema = oms_runtime::schema::Schema::compile(oms_runtime::contract::schemas::schema(
+        "order-event.json",
+    ));
     for event in &all {
         assert_eq!(schema.check(&event.2), Ok(()), "{}", event.2);
     }

@@ -98,7 +98,7 @@ pub async fn serve<S, Req, Resp, F, Fut>(
     F: Fn(Ctx<S>, Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Problem>> + Send + 'static,
 {
-    let request_schema = Arc::new(Schema::compile(op.request_schema));
+    let request_schema = Arc::new(Schema::compile(op.request_schema()));
     let identity = Arc::new(Identity {
         op,
         id: nuid::next().to_string(),
@@ -374,10 +374,10 @@ fn ping(identity: &Identity) -> Value {
 fn info(identity: &Identity) -> Value {
     let op = identity.op;
     let mut metadata = json!({
-        "request_schema": op.request_schema,
-        "response_schema": op.response_schema,
+        "request_schema": op.request_schema(),
+        "response_schema": op.response_schema(),
         // Every error reply's body: published so a client checks both.
-        "problem_schema": crate::contract::PROBLEM_SCHEMA,
+        "problem_schema": crate::contract::problem_schema(),
     });
     if let Some(route) = op.route {
         metadata["rest"] = json!(format!("{} {}", route.method, route.path));
