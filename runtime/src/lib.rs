@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config;
 pub mod connect;
 pub mod consumer;
+pub mod drain;
 pub mod env;
 pub mod fault;
 pub mod logging;

@@ -6,6 +6,7 @@
 //! STATS, a discovery responder that survives a bad `$SRV` request, and a
 //! drain that finishes in-flight requests before the process leaves.
 
+use crate::drain::{Drain, DrainReason, Left, Phase, DRAIN_DEADLINE};
 use crate::problem::Problem;
 use crate::schema::Schema;
 use crate::Spec;
@@ -27,41 +28,8 @@ use tracing::Instrument;
 pub const MAX_BODY: usize = 64 * 1024;
 /// Requests one instance works on at once; more wait in the subscription.
 const MAX_IN_FLIGHT: u32 = 1024;
-/// Messages an instance still takes after SIGTERM before the server stops
-/// routing to it (see `serve`).
-const LEAVE_AFTER: u64 = 1024;
-/// A leaving instance drains after this long at the latest.
-const MAX_LEAVING: Duration = Duration::from_secs(3);
-/// A leaving instance that got no request for this long drains at once.
-const QUIET: Duration = Duration::from_millis(100);
-/// From SIGTERM to leaving whatever is still unanswered: covers leaving,
-/// the drain and the work in flight, so an instance is gone this long after
-/// SIGTERM (plus [`LAST_FLUSH`]) whatever it was doing.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// How long the last replies get to reach the server.
 const LAST_FLUSH: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Serving,
-    /// Unsubscribed by count: takes what the server still routes here.
-    Leaving,
-    /// Unsubscribed outright: waits for the subscription to close.
-    Draining,
-}
-
-/// Why the loop of `serve` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Left {
-    /// The server routed the counted messages and no more: none is lost.
-    ByCount,
-    /// After a quiet drain, the subscription closed.
-    Drained,
-    Deadline,
-    /// SIGTERM without a NATS connection: nothing to drain.
-    Disconnected,
-    Failed,
-}
 
 pub const REQUEST_ID: &str = "X-Request-Id";
 pub const TRACEPARENT: &str = "traceparent";
@@ -126,55 +94,40 @@ pub async fn serve<S, Req, Resp, F, Fut>(
 
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
     let mut shutdown = std::pin::pin!(crate::shutdown_signal());
-    let mut phase = Phase::Serving;
-    let mut received: u64 = 0;
-    let mut last_message = Instant::now();
-    let mut phase_since = Instant::now();
-    // DRAIN_DEADLINE after SIGTERM.
-    let mut deadline: Option<Instant> = None;
+    let mut drain = Drain::new(Instant::now());
     // Biased: a waiting request is always taken before a timer fires, so
     // "quiet" means the subscription is empty, not that this task was late.
     let left = loop {
         tokio::select! {
             biased;
-            _ = &mut shutdown, if phase == Phase::Serving => {
-                deadline = Some(Instant::now() + DRAIN_DEADLINE);
+            _ = &mut shutdown, if drain.phase() == Phase::Serving => {
+                let count = drain.leave(Instant::now());
                 // Without NATS there is nothing to drain and nobody to
                 // answer: leave now rather than wait out the drain deadline.
                 if !connected(&client) {
                     tracing::info!("NATS is not connected; leaving without a drain");
                     break Left::Disconnected;
                 }
-                // Leave by count: the server stops routing here after
-                // LEAVE_AFTER more messages, and the subscription closes
-                // when the same count has arrived, so nothing is in flight
-                // when it closes. (async-nats' own drain drops it as soon as
+                // async-nats' own drain drops the subscription as soon as
                 // the UNSUB is written, before the server has processed it,
-                // which loses a request the server routes here meanwhile.)
-                tracing::info!(more = LEAVE_AFTER, "SIGTERM: leaving by count");
-                phase = Phase::Leaving;
-                phase_since = Instant::now();
-                if let Err(err) = endpoint.unsubscribe_after(received + LEAVE_AFTER).await {
+                // which loses a request the server routes here meanwhile.
+                tracing::info!(until = count, "SIGTERM: leaving by count");
+                if let Err(err) = endpoint.unsubscribe_after(count).await {
                     tracing::warn!(error = %err, "unsubscribe failed");
                     break Left::Failed;
                 }
             }
             // Leaving and draining need the server; without a connection
             // they would wait for ever. What is still queued goes unanswered.
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+            _ = tokio::time::sleep_until(drain.deadline().unwrap_or_else(Instant::now)), if drain.deadline().is_some() => {
                 break Left::Deadline
             }
             Some(message) = discovery.next() => answer_discovery(&client, &identity, message).await,
             message = endpoint.next() => {
                 let Some(message) = message else {
-                    break match phase {
-                        Phase::Leaving => Left::ByCount,
-                        Phase::Draining => Left::Drained,
-                        Phase::Serving => Left::Failed,
-                    };
+                    break drain.closed();
                 };
-                received += 1;
-                last_message = Instant::now();
+                drain.on_message(Instant::now());
                 let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
                 let (app, state, identity, schema, handler) =
                     (app.clone(), state.clone(), identity.clone(), request_schema.clone(), handler.clone());
@@ -183,18 +136,15 @@ pub async fn serve<S, Req, Resp, F, Fut>(
                     drop(permit);
                 });
             }
-            // Too little traffic to reach the count soon: once no request
-            // came for QUIET (so likely none is in flight), or at the latest
-            // MAX_LEAVING after SIGTERM, drain. A request the server routes
-            // here in the drain's round trip is lost (README, draining).
-            _ = tokio::time::sleep_until(
-                (last_message.max(phase_since) + QUIET).min(phase_since + MAX_LEAVING)
-            ), if phase == Phase::Leaving => {
-                let quiet = last_message.max(phase_since) + QUIET <= phase_since + MAX_LEAVING;
-                let after = if quiet { "no request for 100 ms" } else { "3 s of leaving" };
-                tracing::info!(after, received, "quiet drain");
-                phase = Phase::Draining;
-                phase_since = Instant::now();
+            // Too little traffic to reach the count soon. A request the
+            // server routes here in the drain's round trip is lost (README,
+            // draining).
+            _ = tokio::time::sleep_until(drain.drain_at().unwrap_or_else(Instant::now)), if drain.drain_at().is_some() => {
+                let after = match drain.start_draining(Instant::now()) {
+                    DrainReason::Quiet => "no request for 100 ms",
+                    DrainReason::LeftTooLong => "3 s of leaving",
+                };
+                tracing::info!(after, received = drain.received(), "quiet drain");
                 if let Err(err) = endpoint.drain().await {
                     tracing::warn!(error = %err, "drain failed");
                     break Left::Failed;
@@ -202,13 +152,16 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             }
         }
     };
+    let received = drain.received();
     match left {
         Left::ByCount => tracing::info!(received, "left by count"),
         Left::Drained => tracing::info!(received, "drained"),
         Left::Failed => tracing::warn!("the endpoint's subscription ended"),
         Left::Deadline | Left::Disconnected => {}
     }
-    let deadline = deadline.unwrap_or_else(|| Instant::now() + DRAIN_DEADLINE);
+    let deadline = drain
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + DRAIN_DEADLINE);
     let answered = tokio::time::timeout_at(deadline, in_flight.acquire_many(MAX_IN_FLIGHT))
         .await
         .is_ok();
