@@ -18,7 +18,7 @@ fn main() {
 
 async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
     check_distinct(&req.items)?;
-    let customer_id = customer_of(&ctx, &req)?;
+    let customer_id = customer_of(ctx.customer(), &req)?;
     req.customer_id = Some(customer_id.clone());
     let order_id = match &req.idempotency_key {
         Some(key) => {
@@ -55,8 +55,8 @@ async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
 /// Whose order this is: a customer orders for itself (its own id when
 /// `customerId` is omitted, 403 for another's); staff and NATS users name
 /// the customer.
-fn customer_of(ctx: &Ctx, req: &Create) -> Result<String, Problem> {
-    match (ctx.customer(), &req.customer_id) {
+fn customer_of(customer: Option<&str>, req: &Create) -> Result<String, Problem> {
+    match (customer, &req.customer_id) {
         (Some(own), None) => Ok(own.to_string()),
         (Some(own), Some(asked)) if asked == own => Ok(own.to_string()),
         (Some(own), Some(_)) => Err(Problem::forbidden(format!(
@@ -89,4 +89,81 @@ fn key_reused(req: &Create) -> Problem {
             req.idempotency_key.as_deref().unwrap_or_default()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_handlers::contract::{Cents, Item, PricedItem, Status};
+
+    fn create(customer: Option<&str>, items: &[(&str, u64)]) -> Create {
+        Create {
+            customer_id: customer.map(String::from),
+            items: items
+                .iter()
+                .map(|(p, q)| Item {
+                    product_id: p.to_string(),
+                    quantity: *q,
+                })
+                .collect(),
+            idempotency_key: Some("k".into()),
+        }
+    }
+
+    fn stored(customer: &str, items: &[(&str, u64)]) -> Order {
+        Order {
+            id: "o".into(),
+            customer_id: customer.into(),
+            items: items
+                .iter()
+                .map(|(p, q)| PricedItem {
+                    product_id: p.to_string(),
+                    quantity: *q,
+                    price: Cents(100),
+                })
+                .collect(),
+            status: Status::Pending,
+            previous_status: None,
+            total_amount: Cents(100),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_customer_orders_for_itself_and_staff_name_the_customer() {
+        let own = |req| customer_of(Some("c-1"), &req);
+        assert_eq!(own(create(None, &[("A", 1)])).unwrap(), "c-1");
+        assert_eq!(own(create(Some("c-1"), &[("A", 1)])).unwrap(), "c-1");
+        assert_eq!(
+            own(create(Some("c-2"), &[("A", 1)])).unwrap_err().status,
+            403
+        );
+        let staff = |req| customer_of(None, &req);
+        assert_eq!(staff(create(Some("c-2"), &[("A", 1)])).unwrap(), "c-2");
+        let missing = staff(create(None, &[("A", 1)])).unwrap_err();
+        assert_eq!(
+            (missing.status, missing.errors[0].pointer.as_str()),
+            (400, "/customerId")
+        );
+    }
+
+    #[test]
+    fn a_key_again_answers_its_order_only_for_the_same_request() {
+        let order = stored("c-1", &[("A", 2), ("B", 1)]);
+        // The same lines in another order are the same request.
+        let again = create(Some("c-1"), &[("B", 1), ("A", 2)]);
+        assert_eq!(same_request(order.clone(), &again).unwrap(), order);
+        for other in [
+            create(Some("c-1"), &[("A", 3), ("B", 1)]),
+            create(Some("c-1"), &[("A", 2)]),
+            create(Some("c-2"), &[("A", 2), ("B", 1)]),
+        ] {
+            let problem = same_request(order.clone(), &other).unwrap_err();
+            assert_eq!(
+                (problem.status, problem.kind.as_str()),
+                (422, "/problems/idempotency-key-reused")
+            );
+        }
+    }
 }

@@ -20,46 +20,71 @@ fn main() {
 }
 
 async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
-    let key = order_key(&req.id);
-    let current = ctx.store.get::<Order>(&key).await?;
-    // A customer may cancel its own order, nothing else; another's order
-    // is "not found", so its existence does not leak.
-    let Some(current) = current.filter(|o| ctx.customer().is_none_or(|c| c == o.value.customer_id))
-    else {
-        return Err(Problem::not_found(format!("order {} not found", req.id)));
+    let current = ctx.store.get::<Order>(&order_key(&req.id)).await?;
+    let (order, revision) = match current {
+        Some(current) => (Some(current.value), current.revision),
+        None => (None, 0),
     };
-    if ctx.customer().is_some() && req.status != Status::Cancelled {
-        return Err(Problem::forbidden("a customer may only cancel its order"));
-    }
-    let order = current.value;
-    match order.status.transition(req.status) {
-        Transition::Same => return Ok(order),
-        Transition::Illegal => {
-            return Err(Problem::conflict(
-                "illegal-transition",
-                format!(
-                    "order {} is {} and cannot become {}",
-                    req.id,
-                    order.status.as_str(),
-                    req.status.as_str()
-                ),
-            ))
-        }
-        Transition::Allowed => {}
-    }
     let settle = SettleRequest {
         order_id: req.id.clone(),
-        expected_revision: Some(current.revision),
+        expected_revision: Some(revision),
     };
-    let settled: Reservation = match req.status {
-        Status::Cancelled => ctx.call(&contract::INVENTORY_RELEASE, &settle).await?,
-        Status::Completed => ctx.call(&contract::INVENTORY_COMMIT, &settle).await?,
-        Status::Pending | Status::Confirmed => return confirm(&ctx, order, current.revision).await,
+    let settled: Reservation = match decide(&req.id, ctx.customer(), order, req.status)? {
+        Move::Stay(order) => return Ok(order),
+        Move::Confirm(order) => return confirm(&ctx, order, revision).await,
+        Move::Release => ctx.call(&contract::INVENTORY_RELEASE, &settle).await?,
+        Move::Commit => ctx.call(&contract::INVENTORY_COMMIT, &settle).await?,
     };
     settled
         .order
         .filter(|o| o.id == req.id)
         .ok_or_else(|| Problem::internal(format!("the settle of {} named no order", req.id)))
+}
+
+/// What setting a status means for an order as it was read.
+#[derive(Debug, PartialEq)]
+enum Move {
+    /// Already there: answered as it is, nothing written.
+    Stay(Order),
+    /// No stock moves: one compare-and-set here.
+    Confirm(Order),
+    /// Stock moves with the order: decided by `inventory.release` / `commit`.
+    Release,
+    Commit,
+}
+
+/// The status machine, and who may move an order: a customer may cancel
+/// its own order, nothing else; another's order is "not found", so its
+/// existence does not leak.
+fn decide(
+    id: &str,
+    customer: Option<&str>,
+    order: Option<Order>,
+    to: Status,
+) -> Result<Move, Problem> {
+    let order = order
+        .filter(|o| customer.is_none_or(|c| c == o.customer_id))
+        .ok_or_else(|| Problem::not_found(format!("order {id} not found")))?;
+    if customer.is_some() && to != Status::Cancelled {
+        return Err(Problem::forbidden("a customer may only cancel its order"));
+    }
+    match order.status.transition(to) {
+        Transition::Same => Ok(Move::Stay(order)),
+        Transition::Illegal => Err(Problem::conflict(
+            "illegal-transition",
+            format!(
+                "order {} is {} and cannot become {}",
+                order.id,
+                order.status.as_str(),
+                to.as_str()
+            ),
+        )),
+        Transition::Allowed => Ok(match to {
+            Status::Cancelled => Move::Release,
+            Status::Completed => Move::Commit,
+            Status::Pending | Status::Confirmed => Move::Confirm(order),
+        }),
+    }
 }
 
 async fn confirm(ctx: &Ctx, order: Order, revision: u64) -> Result<Order, Problem> {
@@ -80,5 +105,60 @@ async fn confirm(ctx: &Ctx, order: Order, revision: u64) -> Result<Order, Proble
             ),
         )),
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_handlers::contract::Cents;
+    use Status::*;
+
+    fn order(status: Status) -> Order {
+        Order {
+            id: "o-1".into(),
+            customer_id: "c-1".into(),
+            items: Vec::new(),
+            status,
+            previous_status: None,
+            total_amount: Cents(0),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn moved(customer: Option<&str>, from: Status, to: Status) -> Result<Move, u16> {
+        decide("o-1", customer, Some(order(from)), to).map_err(|p| p.status)
+    }
+
+    #[test]
+    fn each_allowed_move_goes_where_its_stock_is_decided() {
+        assert_eq!(
+            moved(None, Pending, Confirmed),
+            Ok(Move::Confirm(order(Pending)))
+        );
+        assert_eq!(moved(None, Pending, Cancelled), Ok(Move::Release));
+        assert_eq!(moved(None, Confirmed, Cancelled), Ok(Move::Release));
+        assert_eq!(moved(None, Confirmed, Completed), Ok(Move::Commit));
+        assert_eq!(
+            moved(None, Completed, Completed),
+            Ok(Move::Stay(order(Completed)))
+        );
+        assert_eq!(moved(None, Completed, Cancelled), Err(409));
+        assert_eq!(moved(None, Pending, Completed), Err(409));
+        assert_eq!(
+            decide("o-9", None, None, Cancelled).unwrap_err().status,
+            404
+        );
+    }
+
+    #[test]
+    fn a_customer_may_only_cancel_its_own_order() {
+        assert_eq!(moved(Some("c-1"), Pending, Cancelled), Ok(Move::Release));
+        assert_eq!(moved(Some("c-1"), Pending, Confirmed), Err(403));
+        assert_eq!(moved(Some("c-1"), Confirmed, Completed), Err(403));
+        // Another's order does not exist for it, whatever it asks.
+        assert_eq!(moved(Some("c-2"), Pending, Cancelled), Err(404));
+        assert_eq!(moved(Some("c-2"), Pending, Confirmed), Err(404));
     }
 }
