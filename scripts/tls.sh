@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `just up --tls`: a local certificate authority and the certificates made
-# with it, in .secrets/tls/ (git-ignored, keys mode 600), each made once on
-# first use and reused after. Prints the folder.
+# with it, in .secrets/tls/ (git-ignored, keys mode 600) or the folder given
+# as the argument (the tests make theirs so), each made once on first use
+# and reused after. Prints the folder.
 #   ca.pem, ca-key.pem          the CA (10 years) that signs the two below
 #   server.pem, server-key.pem  nats-server (and the gateway's HTTPS): SAN
 #                               127.0.0.1, ::1 and localhost; also a client
@@ -13,8 +14,9 @@ set -euo pipefail
 command -v openssl >/dev/null ||
   { echo "openssl is needed for --tls (Debian: apt-get install openssl)" >&2; exit 1; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir="$root/.secrets/tls"
+dir=${1:-$root/.secrets/tls}
 mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 chmod 700 "$dir"
 cd "$dir"
 

@@ -289,6 +289,8 @@ fn valid_traceparent(value: &str) -> bool {
 /// Runs the gateway until SIGTERM/SIGINT: binds `GATEWAY_ADDR`, connects to
 /// NATS in the background (retrying), serves, then shuts down gracefully.
 pub async fn run(config: Config, settings: Settings) -> Result<(), std::io::Error> {
+    // Checked before listening: NATS is connected to in the background.
+    oms_runtime::connect::tls(&config).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(&config.gateway_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, routes = config_routes(), "gateway listening");
     let gateway = Gateway::new(config, settings);

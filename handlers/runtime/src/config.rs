@@ -12,6 +12,12 @@ pub struct Config {
     pub nats_user: Option<String>,
     pub nats_password: Option<String>,
     pub nats_creds: Option<String>,
+    /// TLS to NATS (`NATS_TLS_CA`: the CA of the server's certificate;
+    /// `NATS_TLS_CERT` + `NATS_TLS_KEY`: a client certificate, mutual TLS).
+    /// Any of them set makes TLS required; see [`crate::connect::tls`].
+    pub nats_tls_ca: Option<String>,
+    pub nats_tls_cert: Option<String>,
+    pub nats_tls_key: Option<String>,
     pub bucket: String,
     /// Replicas of the bucket and the event stream when this process creates
     /// them (`OMS_REPLICAS`, 1; 3 on a cluster).
@@ -38,6 +44,9 @@ impl Config {
             nats_user: var("NATS_USER"),
             nats_password: var("NATS_PASSWORD"),
             nats_creds: var("NATS_CREDS"),
+            nats_tls_ca: var("NATS_TLS_CA"),
+            nats_tls_cert: var("NATS_TLS_CERT"),
+            nats_tls_key: var("NATS_TLS_KEY"),
             bucket: var("OMS_BUCKET").unwrap_or_else(|| "oms".into()),
             replicas: var("OMS_REPLICAS")
                 .and_then(|v| v.parse().ok())
