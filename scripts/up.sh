@@ -9,10 +9,11 @@
 #
 # `up.sh --tls` (with or without --cluster): nats-server requires TLS of
 # every client, and a client certificate (mutual TLS), and the cluster's
-# routes use TLS both ways too. The CA and certificates are made once by
-# scripts/tls.sh into .secrets/tls; .run/nats-tls.conf is nats-server.conf
-# plus the tls blocks. Every binary gets NATS_TLS_CA/CERT/KEY (values you
-# set are kept), also in .run/tls.env for `just scale`.
+# routes use TLS both ways too; the gateway serves HTTPS. The CA and
+# certificates are made once by scripts/tls.sh into .secrets/tls;
+# .run/nats-tls.conf is nats-server.conf plus the tls blocks. Every binary
+# gets NATS_TLS_CA/CERT/KEY and the gateway GATEWAY_TLS_CERT/KEY (values
+# you set are kept), also in .run/tls.env for `just scale`.
 set -euo pipefail
 cluster=; tls=
 for arg in "$@"; do
@@ -54,6 +55,8 @@ if [ -n "$tls" ]; then
     echo "export NATS_TLS_CA=\"\${NATS_TLS_CA:-$certs/ca.pem}\""
     echo "export NATS_TLS_CERT=\"\${NATS_TLS_CERT:-$certs/client.pem}\""
     echo "export NATS_TLS_KEY=\"\${NATS_TLS_KEY:-$certs/client-key.pem}\""
+    echo "export GATEWAY_TLS_CERT=\"\${GATEWAY_TLS_CERT:-$certs/server.pem}\""
+    echo "export GATEWAY_TLS_KEY=\"\${GATEWAY_TLS_KEY:-$certs/server-key.pem}\""
   } > .run/tls.env
   . .run/tls.env
 fi
@@ -102,11 +105,14 @@ for bin in $(scripts/binaries.sh); do
   as_own_user "$bin" target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
   echo $! >> .run/pids
 done
-echo "$where, gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
+gateway=${GATEWAY_ADDR:-127.0.0.1:8080}
+if [ -n "${GATEWAY_TLS_CERT:-}" ]; then gateway="https://$gateway"; fi
+echo "$where, gateway on $gateway"
 tls_flags=
 if [ -n "$tls" ]; then tls_flags=" --tlsca $NATS_TLS_CA --tlscert $NATS_TLS_CERT --tlskey $NATS_TLS_KEY"; fi
 echo "nats CLI: nats context save oms --server ${NATS_URL%%,*} --user admin --password \$OMS_NATS_PASSWORD_ADMIN$tls_flags --select"
 echo "          (after: . .run/secrets.env)"
 echo "logs in .run/logs; Ctrl-C stops everything"
 echo "a token for curl: TOKEN=\$(just token staff)   then  -H \"authorization: Bearer \$TOKEN\""
+if [ -n "$tls" ]; then echo "curl trusts the local CA with: --cacert $certs/ca.pem"; fi
 wait
