@@ -199,3 +199,56 @@ async fn the_connection_cap_holds_over_tls() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn unusable_tls_settings_stop_the_gateway_naming_the_variable() {
+    let server = NatsServer::start().await;
+    let tls = Tls::new(false);
+    let cert = tls.file("server.pem").display().to_string();
+    let client_key = tls.file("client-key.pem").display().to_string();
+    // The variables set, and those the error must name.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 4] = [
+        (&[("NATS_TLS_CA", "/no/such/ca.pem")], &["NATS_TLS_CA"]),
+        (&[("GATEWAY_TLS_CERT", &cert)], &["GATEWAY_TLS_KEY"]),
+        (
+            &[
+                ("GATEWAY_TLS_CERT", &cert),
+                ("GATEWAY_TLS_KEY", "/no/key.pem"),
+            ],
+            &["GATEWAY_TLS_KEY"],
+        ),
+        (
+            &[
+                ("GATEWAY_TLS_CERT", &cert),
+                ("GATEWAY_TLS_KEY", &client_key),
+            ],
+            &["GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY"],
+        ),
+    ];
+    for (env, named) in cases {
+        let addr = format!("127.0.0.1:{}", testkit::free_port());
+        let mut gateway =
+            testkit::Proc::start("gateway", &common::gateway_env(&server, &addr, env));
+        gateway.may_exit();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = gateway.exit_status() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{env:?}: the gateway still runs");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(!status.success(), "{env:?}");
+        let line = gateway
+            .wait_for_line("cannot start", Duration::from_secs(5))
+            .await;
+        for var in named {
+            assert!(line.contains(var), "{env:?}: {line}");
+        }
+        assert!(
+            TcpStream::connect(&addr).await.is_err(),
+            "{env:?}: it listened"
+        );
+    }
+}
