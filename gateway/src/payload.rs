@@ -235,7 +235,6 @@ mod tests {
     fn rules_fill_and_check_and_keys_pass_as_sent() {
         let owner = Rules {
             owner: Some(("customerId", "c-1")),
-            ..Rules::default()
         };
         let mut own = parts(&[], None, r#"{"items":[]}"#);
         own.rules = owner;

@@ -101,7 +101,6 @@ pub fn decide(access: Access, caller: &Caller) -> Result<Grant<'_>, Problem> {
         (Access::AnyRole, Some(_)) => Ok(grant),
         (Access::Orders(own), Some(sub)) => Ok(Grant {
             customer: Some((sub, own)),
-            ..grant
         }),
         (_, Some(_)) => Err(auth::forbidden("this route is for staff only")),
         (_, None) => Err(auth::forbidden(
