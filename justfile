@@ -6,9 +6,9 @@ set shell := ["bash", "-cu"]
 default:
     @just --list
 
-# Install what is missing, build, start nats-server + every handler + the gateway (Ctrl-C stops all).
-up: build
-    scripts/up.sh
+# Install what is missing, build, start nats-server + every handler + the gateway (Ctrl-C stops all). `just up --tls`: TLS with a local CA.
+up *args: build
+    scripts/up.sh {{args}}
 
 # Build what `just up` runs (release): the handlers and the gateway, not the bench or test support.
 build: tools
@@ -23,9 +23,9 @@ test: tools
 bench:
     scripts/bench.sh
 
-# Like `up`, on a three-node JetStream cluster with three replicas (ports 4222-4224).
-cluster: build
-    scripts/up.sh --cluster
+# Like `up`, on a three-node JetStream cluster with three replicas (ports 4222-4224); `just cluster --tls` too.
+cluster *args: build
+    scripts/up.sh --cluster {{args}}
 
 # Stop what `just up` started (when it runs in another terminal or was left behind).
 down:

@@ -5,6 +5,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$1; n=${2:-1}
 [ -x "$root/target/release/$bin" ] || { echo "no binary $bin (try: $(scripts/binaries.sh | tr '\n' ' '))"; exit 1; }
 . "$root/scripts/secrets.sh"
+# Started with `just up --tls`: the same client certificates (yours when set).
+if [ -f "$root/.run/tls.env" ]; then . "$root/.run/tls.env"; fi
 if [ "$bin" = gateway ] && [ -z "${OMS_JWT_PUBLIC_KEYS:-}" ] && [ "${OMS_AUTH:-}" != off ]; then
   OMS_JWT_SECRET=$("$root/scripts/jwt-secret.sh")  # the same secret as `just up`'s
   export OMS_JWT_SECRET

@@ -6,7 +6,23 @@
 # 4222-4224, monitors 8222-8224, routes 6222-6224), every binary connected to
 # all three, the bucket and event stream created with three replicas. Kill a
 # node (its pid is in .run/nats-pids) and watch the system carry on.
+#
+# `up.sh --tls` (with or without --cluster): nats-server requires TLS of
+# every client, and a client certificate (mutual TLS), and the cluster's
+# routes use TLS both ways too; the gateway serves HTTPS. The CA and
+# certificates are made once by scripts/tls.sh into .secrets/tls;
+# .run/nats-tls.conf is nats-server.conf plus the tls blocks. Every binary
+# gets NATS_TLS_CA/CERT/KEY and the gateway GATEWAY_TLS_CERT/KEY (values
+# you set are kept), also in .run/tls.env for `just scale`.
 set -euo pipefail
+cluster=; tls=
+for arg in "$@"; do
+  case $arg in
+    --cluster) cluster=1 ;;
+    --tls) tls=1 ;;
+    *) echo "usage: up.sh [--cluster] [--tls]" >&2; exit 2 ;;
+  esac
+done
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tools=$(scripts/install-tools.sh)
@@ -23,6 +39,28 @@ fi
 : > .run/pids
 : > .run/nats-pids
 
+conf=nats-server.conf
+rm -f .run/tls.env
+if [ -n "$tls" ]; then
+  certs=$(scripts/tls.sh)
+  block="{ cert_file: \"$certs/server.pem\", key_file: \"$certs/server-key.pem\", ca_file: \"$certs/ca.pem\", verify: true, timeout: 5 }"
+  {
+    echo "# Made by scripts/up.sh --tls: nats-server.conf, with TLS required."
+    echo 'include "../nats-server.conf"'
+    echo "tls $block"
+    if [ -n "$cluster" ]; then echo "cluster { tls $block }"; fi
+  } > .run/nats-tls.conf
+  conf=.run/nats-tls.conf
+  {
+    echo "export NATS_TLS_CA=\"\${NATS_TLS_CA:-$certs/ca.pem}\""
+    echo "export NATS_TLS_CERT=\"\${NATS_TLS_CERT:-$certs/client.pem}\""
+    echo "export NATS_TLS_KEY=\"\${NATS_TLS_KEY:-$certs/client-key.pem}\""
+    echo "export GATEWAY_TLS_CERT=\"\${GATEWAY_TLS_CERT:-$certs/server.pem}\""
+    echo "export GATEWAY_TLS_KEY=\"\${GATEWAY_TLS_KEY:-$certs/server-key.pem}\""
+  } > .run/tls.env
+  . .run/tls.env
+fi
+
 stop() {
   trap - INT TERM EXIT
   echo "stopping..."
@@ -36,12 +74,12 @@ wait_for_port() {
   echo "nothing listens on $1; see .run/logs" >&2; exit 1
 }
 
-if [ "${1:-}" = --cluster ]; then
+if [ -n "$cluster" ]; then
   routes=nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224
   urls=()
   for i in 0 1 2; do
     mkdir -p ".run/cluster/n$i"
-    nats-server -c nats-server.conf -n "oms-$i" -p $((4222 + i)) -m $((8222 + i)) -sd ".run/cluster/n$i" \
+    nats-server -c "$conf" -n "oms-$i" -p $((4222 + i)) -m $((8222 + i)) -sd ".run/cluster/n$i" \
       --cluster_name oms --cluster "nats://127.0.0.1:$((6222 + i))" --routes "$routes" \
       > ".run/logs/nats-server-$i.log" 2>&1 &
     echo $! >> .run/nats-pids
@@ -53,7 +91,7 @@ if [ "${1:-}" = --cluster ]; then
   where="a three-node cluster on 127.0.0.1:4222-4224"
 else
   mkdir -p .run/nats
-  nats-server -c nats-server.conf -sd .run/nats > .run/logs/nats-server.log 2>&1 &
+  nats-server -c "$conf" -sd .run/nats > .run/logs/nats-server.log 2>&1 &
   echo $! >> .run/nats-pids
   wait_for_port 4222
   export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
@@ -67,9 +105,14 @@ for bin in $(scripts/binaries.sh); do
   as_own_user "$bin" target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
   echo $! >> .run/pids
 done
-echo "$where, gateway on ${GATEWAY_ADDR:-127.0.0.1:8080}"
-echo "nats CLI: nats context save oms --server ${NATS_URL%%,*} --user admin --password \$OMS_NATS_PASSWORD_ADMIN --select"
+gateway=${GATEWAY_ADDR:-127.0.0.1:8080}
+if [ -n "${GATEWAY_TLS_CERT:-}" ]; then gateway="https://$gateway"; fi
+echo "$where, gateway on $gateway"
+tls_flags=
+if [ -n "$tls" ]; then tls_flags=" --tlsca $NATS_TLS_CA --tlscert $NATS_TLS_CERT --tlskey $NATS_TLS_KEY"; fi
+echo "nats CLI: nats context save oms --server ${NATS_URL%%,*} --user admin --password \$OMS_NATS_PASSWORD_ADMIN$tls_flags --select"
 echo "          (after: . .run/secrets.env)"
 echo "logs in .run/logs; Ctrl-C stops everything"
 echo "a token for curl: TOKEN=\$(just token staff)   then  -H \"authorization: Bearer \$TOKEN\""
+if [ -n "$tls" ]; then echo "curl trusts the local CA with: --cacert $certs/ca.pem"; fi
 wait

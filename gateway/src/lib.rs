@@ -26,6 +26,7 @@ pub mod respond;
 pub mod routes;
 pub mod server;
 pub mod settings;
+pub mod tls;
 pub mod url;
 
 use auth::Caller;
@@ -289,8 +290,15 @@ fn valid_traceparent(value: &str) -> bool {
 /// Runs the gateway until SIGTERM/SIGINT: binds `GATEWAY_ADDR`, connects to
 /// NATS in the background (retrying), serves, then shuts down gracefully.
 pub async fn run(config: Config, settings: Settings) -> Result<(), std::io::Error> {
+    // Checked before listening: NATS is connected to in the background.
+    oms_runtime::connect::tls(&config).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(&config.gateway_addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, routes = config_routes(), "gateway listening");
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %listener.local_addr()?, scheme, routes = config_routes(), "gateway listening");
     let gateway = Gateway::new(config, settings);
     let connecting = {
         let gateway = gateway.clone();

@@ -9,7 +9,7 @@
 //! given two different values), and what [`Rules`] forbid the caller.
 
 use crate::endpoint::{typed, Endpoint};
-use crate::{auth, policy, url};
+use crate::{auth, url};
 use bytes::Bytes;
 use oms_runtime::Problem;
 use serde_json::{Map, Value};
@@ -26,9 +26,6 @@ pub struct Parts<'a> {
 /// What the caller's role holds the payload to (see `policy`).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Rules<'a> {
-    /// The idempotency key (header or body) is replaced by
-    /// [`policy::scoped_key`] of this principal and the key.
-    pub key_scope: Option<&'a str>,
     /// This field must be absent (it is then set) or equal; else 403.
     pub owner: Option<(&'static str, &'a str)>,
 }
@@ -58,11 +55,10 @@ pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
     }
 
     let rules = parts.rules;
-    let scope = rules.key_scope.zip(endpoint.idempotency_field);
     let body = parts.body.unwrap_or_default();
     let mut object = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
-    } else if extra.is_empty() && scope.is_none() && rules.owner.is_none() {
+    } else if extra.is_empty() && rules.owner.is_none() {
         // Nothing to add: the bytes go through untouched.
         return Ok(body);
     } else {
@@ -90,15 +86,16 @@ pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
             }
         }
     }
-    if let Some((sub, field)) = scope {
-        if let Some(Value::String(key)) = object.get_mut(field) {
+    // The key goes on as the client sent it: the handler scopes it by the
+    // principal the gateway names in `Oms-Principal`.
+    if let Some(field) = endpoint.idempotency_field {
+        if let Some(Value::String(key)) = object.get(field) {
             if !valid_key(key) {
                 return Err(Problem::invalid_field(
                     pointer(field),
                     format!("{field} must match {KEY_PATTERN}"),
                 ));
             }
-            *key = policy::scoped_key(sub, key);
         }
     }
     Ok(Bytes::from(Value::Object(object).to_string()))
@@ -107,8 +104,8 @@ pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
 /// The schemas' pattern for idempotency keys and request ids.
 pub const KEY_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
 
-/// [`KEY_PATTERN`], checked by the gateway before a key is scoped (a hash
-/// would hide a malformed key from the handler's schema check).
+/// [`KEY_PATTERN`], checked by the gateway on a key it merges (a body
+/// passed through untouched gets the same 400 from the handler's schema).
 pub fn valid_key(key: &str) -> bool {
     let bytes = key.as_bytes();
     (1..=64).contains(&bytes.len())
@@ -235,10 +232,9 @@ mod tests {
     }
 
     #[test]
-    fn rules_fill_check_and_scope() {
+    fn rules_fill_and_check_and_keys_pass_as_sent() {
         let owner = Rules {
             owner: Some(("customerId", "c-1")),
-            ..Rules::default()
         };
         let mut own = parts(&[], None, r#"{"items":[]}"#);
         own.rules = owner;
@@ -254,23 +250,19 @@ mod tests {
         listed.rules = owner;
         assert_eq!(run(&contract::ORDERS_LIST, listed).unwrap_err().status, 403);
 
-        let scoped = Rules {
-            key_scope: Some("alice"),
-            ..Rules::default()
-        };
+        // A key goes on as sent (the handler scopes it by the principal),
+        // checked against the pattern when the gateway merges it.
         for (header, body) in [
             (Some("k-1"), r#"{"customerId":"c"}"#),
             (None, r#"{"customerId":"c","idempotencyKey":"k-1"}"#),
         ] {
             let mut p = parts(&[], None, body);
             p.idempotency_key = header;
-            p.rules = scoped;
             let got = run(&contract::ORDERS_CREATE, p).unwrap();
-            assert_eq!(got["idempotencyKey"], policy::scoped_key("alice", "k-1"));
+            assert_eq!(got["idempotencyKey"], "k-1");
         }
         let mut bad = parts(&[], None, r#"{"customerId":"c"}"#);
         bad.idempotency_key = Some("no spaces");
-        bad.rules = scoped;
         let err = run(&contract::ORDERS_CREATE, bad).unwrap_err();
         assert_eq!(
             (err.status, err.errors[0].pointer.as_str()),

@@ -57,11 +57,10 @@ pub fn for_operation(op: &Spec) -> Access {
         .map_or(Access::Staff, |(_, access)| *access)
 }
 
-/// What an allowed caller's request must be held to.
+/// What an allowed caller's request must be held to. (Its idempotency keys
+/// are its own too: the handler scopes them by `Oms-Principal`.)
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Grant<'c> {
-    /// The principal its idempotency keys belong to (none with auth off).
-    pub principal: Option<&'c str>,
     /// A customer's `sub`, with what it may do.
     pub customer: Option<(&'c str, Own)>,
 }
@@ -72,10 +71,7 @@ impl<'c> Grant<'c> {
             Some((sub, Own::Create | Own::List)) => Some(("customerId", sub)),
             _ => None,
         };
-        Rules {
-            key_scope: self.principal,
-            owner,
-        }
+        Rules { owner }
     }
 
     /// The customer whose order must be read before the request is sent;
@@ -99,10 +95,7 @@ impl<'c> Grant<'c> {
 
 /// Whether `caller` may use a route with `access`; a 403 when not.
 pub fn decide(access: Access, caller: &Caller) -> Result<Grant<'_>, Problem> {
-    let grant = Grant {
-        principal: caller.principal().map(|p| p.sub.as_str()),
-        customer: None,
-    };
+    let grant = Grant { customer: None };
     if caller.is_staff() || access == Access::Open {
         return Ok(grant);
     }
@@ -111,27 +104,12 @@ pub fn decide(access: Access, caller: &Caller) -> Result<Grant<'_>, Problem> {
         (Access::AnyRole, Some(_)) => Ok(grant),
         (Access::Orders(own), Some(sub)) => Ok(Grant {
             customer: Some((sub, own)),
-            ..grant
         }),
         (_, Some(_)) => Err(auth::forbidden("this route is for staff only")),
         (_, None) => Err(auth::forbidden(
             "the token has neither the staff nor the customer role",
         )),
     }
-}
-
-/// The idempotency key the handler sees: 64 hex digits of
-/// SHA-256(`sub` 0x00 `key`). Two principals' same key name two orders;
-/// a retry by the same one names the same order. It still fits the
-/// schema's key pattern, and `sub` is visible ASCII, so the 0x00 cannot
-/// be part of either.
-pub fn scoped_key(sub: &str, key: &str) -> String {
-    use sha2::Digest;
-    let mut hash = sha2::Sha256::new();
-    hash.update(sub.as_bytes());
-    hash.update([0u8]);
-    hash.update(key.as_bytes());
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -170,14 +148,5 @@ mod tests {
         let both = decide(Access::Orders(Own::Read), &staff_customer).unwrap();
         assert!(both.customer.is_none(), "staff wins");
         assert!(decide(Access::Staff, &Caller::Anyone).is_ok());
-    }
-
-    #[test]
-    fn keys_are_scoped_per_principal() {
-        let a = scoped_key("alice", "cart-1");
-        assert_eq!(a, scoped_key("alice", "cart-1"));
-        assert_ne!(a, scoped_key("bob", "cart-1"));
-        assert_ne!(scoped_key("a", "bc"), scoped_key("ab", "c"));
-        assert_eq!(a.len(), 64);
     }
 }

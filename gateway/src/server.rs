@@ -7,6 +7,12 @@
 //! accepting until one closes (new ones wait in the kernel's backlog). Each
 //! connection's head and idle deadlines are kept by [`crate::conn`].
 //!
+//! With HTTPS ([`crate::tls`]) the TLS handshake runs in the connection's
+//! own task, after the connection took its slot and within its head
+//! deadline: a client that stalls its handshake is closed like one that
+//! stalls its head. [`Watched`] sees the decrypted bytes, so the deadlines
+//! are the same as over plain TCP.
+//!
 //! On the shutdown signal the listener closes first (new connections are
 //! refused), then every open connection is told to finish: an HTTP/1.1
 //! connection answers the request it is working on and closes, an idle one
@@ -24,6 +30,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -56,6 +63,7 @@ pub async fn serve(
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(MAX_HEAD as u32)
         .keep_alive_interval(Duration::from_secs(20));
+    let builder = Arc::new(builder);
 
     let max = gateway.settings.max_connections;
     let slots = Arc::new(Semaphore::new(max));
@@ -118,17 +126,53 @@ pub async fn serve(
 }
 
 /// Serves one connection in its own task until it ends, its deadline
-/// passes, or the server stops.
+/// passes, or the server stops; with HTTPS, after its TLS handshake.
 fn connection(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     peer: SocketAddr,
     gateway: Arc<Gateway>,
     permit: OwnedSemaphorePermit,
     mut stopping: watch::Receiver<bool>,
 ) {
+    // The head deadline runs from here, the accept.
+    let tracker = Tracker::new(
+        gateway.settings.header_timeout,
+        gateway.settings.idle_timeout,
+    );
+    let builder = builder.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let Some(acceptor) = gateway.settings.tls.clone() else {
+            return serve_connection(&builder, stream, peer, gateway, tracker, stopping).await;
+        };
+        let Some((deadline, _)) = tracker.deadline() else {
+            return;
+        };
+        tokio::select! {
+            shaken = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => match shaken {
+                Ok(Ok(tls)) => serve_connection(&builder, tls, peer, gateway, tracker, stopping).await,
+                Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "closed: no TLS handshake in time"),
+            },
+            // Nothing was accepted on it yet: just close.
+            _ = stopping.changed() => {}
+        }
+    });
+}
+
+/// One connection's HTTP, over TCP or TLS, under its deadlines.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+    tracker: Arc<Tracker>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let header_timeout = gateway.settings.header_timeout;
-    let tracker = Tracker::new(header_timeout, gateway.settings.idle_timeout);
     let service = {
         let tracker = tracker.clone();
         service_fn(move |request| {
@@ -142,67 +186,62 @@ fn connection(
         })
     };
     let io = TokioIo::new(Watched {
-        io: stream,
+        io,
         tracker: tracker.clone(),
     });
     let connection = builder.serve_connection(io, service).into_owned();
-    tokio::spawn(async move {
-        let _permit = permit;
-        let mut connection = std::pin::pin!(connection);
-        let mut closing = false;
-        // When an idle shutdown began: HTTP/2's GOAWAY waits for the
-        // client's PING ack, and a client that never sends it must not
-        // keep the connection; one header timeout is its grace.
-        let mut idle_since: Option<Instant> = None;
-        loop {
-            let deadline = match (closing, idle_since) {
-                (false, _) => tracker.deadline(),
-                (true, Some(since)) if tracker.idle() => {
-                    Some((since + header_timeout, Expiry::Head))
+    let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
+    // When an idle shutdown began: HTTP/2's GOAWAY waits for the
+    // client's PING ack, and a client that never sends it must not
+    // keep the connection; one header timeout is its grace.
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let deadline = match (closing, idle_since) {
+            (false, _) => tracker.deadline(),
+            (true, Some(since)) if tracker.idle() => Some((since + header_timeout, Expiry::Head)),
+            (true, _) => None,
+        };
+        let changed = tracker.changed.notified();
+        let expired = async {
+            match deadline {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(err) = ended {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
                 }
-                (true, _) => None,
-            };
-            let changed = tracker.changed.notified();
-            let expired = async {
-                match deadline {
-                    Some((at, _)) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                ended = connection.as_mut() => {
-                    if let Err(err) = ended {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
-                    }
+                return;
+            }
+            _ = stopping.changed(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = changed => {}
+            _ = expired => match deadline {
+                // Re-checked: a request may have started meanwhile.
+                Some((_, Expiry::Head)) if closing && tracker.idle() => {
+                    tracing::debug!(%peer, "closed: the client did not finish closing");
                     return;
                 }
-                _ = stopping.changed(), if !closing => {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                _ = changed => {}
-                _ = expired => match deadline {
-                    // Re-checked: a request may have started meanwhile.
-                    Some((_, Expiry::Head)) if closing && tracker.idle() => {
-                        tracing::debug!(%peer, "closed: the client did not finish closing");
+                _ if closing => {}
+                _ => match tracker.deadline() {
+                    Some((at, Expiry::Head)) if at <= Instant::now() => {
+                        tracing::debug!(%peer, "closed: no whole request head in time");
                         return;
                     }
-                    _ if closing => {}
-                    _ => match tracker.deadline() {
-                        Some((at, Expiry::Head)) if at <= Instant::now() => {
-                            tracing::debug!(%peer, "closed: no whole request head in time");
-                            return;
-                        }
-                        Some((at, Expiry::Idle)) if at <= Instant::now() => {
-                            tracing::debug!(%peer, "closing: idle");
-                            connection.as_mut().graceful_shutdown();
-                            closing = true;
-                            idle_since = Some(Instant::now());
-                        }
-                        _ => {}
-                    },
+                    Some((at, Expiry::Idle)) if at <= Instant::now() => {
+                        tracing::debug!(%peer, "closing: idle");
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                        idle_since = Some(Instant::now());
+                    }
+                    _ => {}
                 },
-            }
+            },
         }
-    });
+    }
 }

@@ -18,6 +18,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// How long a keep-alive connection may sit with no request.
     pub idle_timeout: Duration,
+    /// HTTPS (`GATEWAY_TLS_CERT`, `GATEWAY_TLS_KEY`); plain HTTP when `None`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Settings {
@@ -32,6 +34,7 @@ impl Settings {
             max_connections: env.whole("GATEWAY_MAX_CONNECTIONS", 10_000, 1, 1 << 20)? as usize,
             header_timeout: env.seconds("GATEWAY_HEADER_TIMEOUT", 10.0, DAY)?,
             idle_timeout: env.seconds("GATEWAY_IDLE_TIMEOUT", 60.0, DAY)?,
+            tls: crate::tls::from_vars(env.text("GATEWAY_TLS_CERT"), env.text("GATEWAY_TLS_KEY"))?,
         })
     }
 }
@@ -101,6 +104,8 @@ mod tests {
             ("GATEWAY_IDLE_TIMEOUT", "0"),
             ("OMS_JWT_SECRET", "short"),
             ("OMS_JWT_PUBLIC_KEYS", "/no/such/file"),
+            ("GATEWAY_TLS_CERT", "/no/such/file"),
+            ("GATEWAY_TLS_KEY", "/no/such/file"),
         ] {
             let vars = if name.starts_with("OMS_JWT") {
                 vec![(name, value)]
@@ -116,6 +121,16 @@ mod tests {
                 .rate_limit,
             0
         );
+        let missing = settings(&[
+            SECRET,
+            ("GATEWAY_TLS_CERT", "/no/cert.pem"),
+            ("GATEWAY_TLS_KEY", "/no/key.pem"),
+        ]);
+        assert!(missing
+            .err()
+            .unwrap_or_default()
+            .starts_with("GATEWAY_TLS_CERT=\"/no/cert.pem\""));
+        assert!(s.tls.is_none(), "plain HTTP by default");
         let fast = settings(&[SECRET, ("GATEWAY_HEADER_TIMEOUT", "0.5")]).unwrap();
         assert_eq!(fast.header_timeout, Duration::from_millis(500));
     }

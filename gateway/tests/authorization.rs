@@ -308,12 +308,6 @@ async fn every_route_for_every_caller() {
     }
 }
 
-/// The key the handler gets, as the README documents it.
-fn scoped(sub: &str, key: &str) -> String {
-    let digest = sha2::Sha256::digest(format!("{sub}\0{key}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn an_idempotency_key_belongs_to_its_principal() {
     let (_stack, gw, _, _) = setup().await;
@@ -343,9 +337,9 @@ async fn an_idempotency_key_belongs_to_its_principal() {
     let alice = create(Who::Alice, "cart-1".into(), order.clone()).await;
     let again = create(Who::Alice, "cart-1".into(), order.clone()).await;
     assert_eq!(again, alice, "a retry names the same order");
-    // The order id is derived from the scoped key by orders-create, which
-    // scopes it by the principal header once more (keyed_order_id).
-    let digest = sha2::Sha256::digest(format!("alice\0{}", scoped("alice", "cart-1")).as_bytes());
+    // The gateway passes the key as sent; orders-create scopes it by the
+    // principal the gateway names (`Oms-Principal`), as the README says.
+    let digest = sha2::Sha256::digest(b"alice\0cart-1");
     let derived: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(alice["id"], derived.as_str());
 
@@ -363,19 +357,23 @@ async fn an_idempotency_key_belongs_to_its_principal() {
     .await;
     assert_ne!(staff["id"], alice["id"]);
 
-    // Naming alice's scoped key does not reach her order: it is scoped again.
+    // Bob naming alice as the principal himself, with her key in the body,
+    // does not reach her order: the gateway drops his `Oms-*` headers and
+    // names him, so the key is his.
     let mut body = order.clone();
-    body["idempotencyKey"] = json!(scoped("alice", "cart-1"));
+    body["idempotencyKey"] = json!("cart-1");
     let forged = gw
         .request_as(
             token_of(Who::Bob).as_deref(),
             "POST",
             "/orders",
-            &[("Content-Type", "application/json")],
+            &[
+                ("Content-Type", "application/json"),
+                ("Oms-Principal", "alice"),
+            ],
             Some(body.to_string().as_bytes()),
         )
         .await;
     assert_eq!(forged.status, 201, "{}", forged.text());
-    assert_ne!(forged.json()["id"], alice["id"]);
-    assert_eq!(forged.json()["customerId"], "bob");
+    assert_eq!(forged.json(), bob, "bob's own order again");
 }

@@ -15,15 +15,25 @@ pub fn order_key(order_id: &str) -> String {
 pub fn reservation_key(order_id: &str) -> String {
     format!("reservation.{order_id}")
 }
-/// Remembers an `add-stock` `requestId` so a retry is applied once.
-pub fn stock_request_key(request_id: &str) -> String {
-    format!("request.add-stock.{request_id}")
+/// Remembers an `add-stock` `requestId` so a retry is applied once. A
+/// request id is the principal's own, like an idempotency key: with one,
+/// the record is under `by.<digest of principal and id>` (a bare id has no
+/// dot, so the two never meet).
+pub fn stock_request_key(principal: Option<&str>, request_id: &str) -> String {
+    match principal {
+        Some(_) => format!(
+            "request.add-stock.by.{}",
+            keyed_order_id(principal, request_id)
+        ),
+        None => format!("request.add-stock.{request_id}"),
+    }
 }
 /// The order id an `orders.create` idempotency key names: a digest of the
 /// key, so a retry finds its order without a record of the key, and a key
 /// whose request was refused leaves nothing behind. A key is the
 /// principal's own (DESIGN §10.2): the same key from two principals names
-/// two orders.
+/// two orders. This is the one place keys are scoped: the gateway passes a
+/// client's key as it came, with the principal in `Oms-Principal`.
 pub fn keyed_order_id(principal: Option<&str>, key: &str) -> String {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
@@ -100,6 +110,15 @@ mod tests {
             keyed_order_id(Some("a"), "bc"),
             keyed_order_id(Some("ab"), "c")
         );
+        // Fixed too: the order a REST retry with the same key finds.
+        assert_eq!(
+            keyed_order_id(Some("alice"), "cart-1"),
+            "9d714f1ba0ac377597df65534a1d28d9"
+        );
+        let scoped = stock_request_key(Some("alice"), "r-1");
+        assert_ne!(scoped, stock_request_key(Some("bob"), "r-1"));
+        assert_eq!(stock_request_key(None, "r-1"), "request.add-stock.r-1");
+        assert!(scoped.starts_with("request.add-stock.by."));
     }
 
     #[test]

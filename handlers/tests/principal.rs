@@ -149,3 +149,24 @@ async fn an_idempotency_key_belongs_to_its_principal() {
     let stock = ask(&stack, None, "inventory.get", json!({"productId": "A"})).await;
     assert_eq!(stock.body["reserved"], 2);
 }
+
+#[tokio::test]
+async fn a_request_id_belongs_to_its_principal() {
+    let stack = Stack::start(&SERVICES).await;
+    let add = |quantity: u64| json!({"productId": "R", "quantity": quantity, "price": 1.0, "requestId": "restock-1"});
+    let kim = Some(("kim", "staff"));
+    let first = ask(&stack, STAFF, "inventory.add-stock", add(2)).await;
+    let retry = ask(&stack, STAFF, "inventory.add-stock", add(2)).await;
+    assert_eq!((first.status, retry.status), (200, 200));
+    assert_eq!(retry.body, first.body, "a retry is applied once");
+    // Another principal's, and a NATS user's, same id are their own.
+    let other = ask(&stack, kim, "inventory.add-stock", add(5)).await;
+    assert_eq!(other.status, 200, "{:?}", other.body);
+    let plain = ask(&stack, None, "inventory.add-stock", add(1)).await;
+    assert_eq!(plain.status, 200, "{:?}", plain.body);
+    assert_eq!(plain.body["quantity"], 8);
+    // Still sam's: another body under it is refused, and nothing changes.
+    let reused = ask(&stack, STAFF, "inventory.add-stock", add(3)).await;
+    assert_eq!(reused.status, 422, "{:?}", reused.body);
+    assert_eq!(stack.counts("R").await, (8, 0));
+}

@@ -16,6 +16,12 @@ pub struct Config {
     pub nats_user: Option<String>,
     pub nats_password: Option<String>,
     pub nats_creds: Option<String>,
+    /// TLS to NATS (`NATS_TLS_CA`: the CA of the server's certificate;
+    /// `NATS_TLS_CERT` + `NATS_TLS_KEY`: a client certificate, mutual TLS).
+    /// Any of them set makes TLS required; see [`crate::connect::tls`].
+    pub nats_tls_ca: Option<String>,
+    pub nats_tls_cert: Option<String>,
+    pub nats_tls_key: Option<String>,
     pub bucket: String,
     /// Replicas of the bucket and the streams when `oms-init` creates them
     /// (`OMS_REPLICAS`, 1; 3 on a cluster).
@@ -72,6 +78,9 @@ impl Config {
             nats_user: env.text("NATS_USER"),
             nats_password: env.text("NATS_PASSWORD"),
             nats_creds: env.file("NATS_CREDS")?,
+            nats_tls_ca: env.file("NATS_TLS_CA")?,
+            nats_tls_cert: env.file("NATS_TLS_CERT")?,
+            nats_tls_key: env.file("NATS_TLS_KEY")?,
             bucket,
             replicas: env.whole("OMS_REPLICAS", 1, 1, 5)? as usize,
             hold_ttl: env.seconds("OMS_HOLD_TTL", 60.0, DAY)?,

@@ -13,7 +13,7 @@ mod server;
 
 pub use logs::test_dir;
 pub use process::{binary, free_port, repo_root, Proc, TERMINATE_LIMIT};
-pub use server::{password, NatsServer};
+pub use server::{password, NatsServer, Tls};
 
 use async_nats::{Client, HeaderMap};
 use futures::StreamExt;
@@ -189,7 +189,12 @@ impl Stack {
     }
 
     pub async fn start_with_env(services: &[&str], env: &[(&str, &str)]) -> Stack {
-        let server = NatsServer::start().await;
+        Stack::start_on(NatsServer::start().await, services, env).await
+    }
+
+    /// Like [`Stack::start_with_env`] on a server of the caller's (one that
+    /// requires TLS, say: every binary and the test's client then use it).
+    pub async fn start_on(server: NatsServer, services: &[&str], env: &[(&str, &str)]) -> Stack {
         let client = server.client().await;
         let env = env
             .iter()

@@ -14,6 +14,72 @@ pub struct NatsServer {
     started: bool,
     /// Set for a node of a cluster.
     node: Option<Node>,
+    /// Set for a server that requires TLS.
+    tls: Option<Tls>,
+}
+
+/// TLS for a test server (DESIGN §10.5), as `just up --tls` makes it: a CA
+/// and certificates made by `scripts/tls.sh` (openssl) in a temp dir, and
+/// a copy of the project's configuration with a `tls` block added.
+pub struct Tls {
+    dir: TempDir,
+    /// The server verifies client certificates (mutual TLS).
+    pub verify: bool,
+}
+
+impl Tls {
+    /// Makes the CA and certificates; `verify`: mutual TLS.
+    pub fn new(verify: bool) -> Tls {
+        let dir = TempDir::new("tls");
+        let made = Command::new("bash")
+            .arg(repo_root().join("scripts/tls.sh"))
+            .arg(dir.path())
+            .output()
+            .expect("run scripts/tls.sh (needs bash and openssl)");
+        assert!(
+            made.status.success(),
+            "scripts/tls.sh failed: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        for file in ["nats-server.conf", "nats-users.conf"] {
+            std::fs::copy(repo_root().join(file), dir.path().join(file)).expect("copy the config");
+        }
+        let file = |name: &str| dir.path().join(name).display().to_string();
+        let conf = format!(
+            "include \"nats-server.conf\"\ntls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify: {verify}, timeout: 5 }}\n",
+            file("server.pem"),
+            file("server-key.pem"),
+            file("ca.pem"),
+        );
+        std::fs::write(dir.path().join("nats-tls.conf"), conf).expect("write nats-tls.conf");
+        Tls { dir, verify }
+    }
+
+    /// A file it made: `ca.pem`, `client.pem`, `client-key.pem`,
+    /// `server.pem`, `server-key.pem`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `NATS_TLS_*` for a binary: the CA and the client certificate.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("NATS_TLS_CA", "ca.pem"),
+            ("NATS_TLS_CERT", "client.pem"),
+            ("NATS_TLS_KEY", "client-key.pem"),
+        ]
+        .into_iter()
+        .map(|(var, name)| (var.into(), self.file(name).display().to_string()))
+        .collect()
+    }
+
+    /// `options` with TLS required, the CA, and the client certificate.
+    pub fn options(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        options
+            .require_tls(true)
+            .add_root_certificates(self.file("ca.pem"))
+            .add_client_certificate(self.file("client.pem"), self.file("client-key.pem"))
+    }
 }
 
 /// What makes a server one node of a cluster.
@@ -33,6 +99,19 @@ impl NatsServer {
         server
     }
 
+    /// Like [`NatsServer::start`], with TLS required of every client.
+    pub async fn start_tls(tls: Tls) -> NatsServer {
+        let mut server = NatsServer::unstarted(None);
+        server.tls = Some(tls);
+        server.launch().await;
+        server
+    }
+
+    /// Its TLS, when it requires TLS.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
     /// A server not started yet, on ports free a moment ago.
     fn unstarted(node: Option<Node>) -> NatsServer {
         NatsServer {
@@ -42,6 +121,7 @@ impl NatsServer {
             process: None,
             started: false,
             node,
+            tls: None,
         }
     }
 
@@ -83,13 +163,16 @@ impl NatsServer {
     }
 
     /// Environment for a binary: where NATS is, as its own user (each
-    /// binary has one, with only the permissions its job needs).
+    /// binary has one, with only the permissions its job needs), and the
+    /// TLS files when the server requires TLS.
     pub fn env_for(&self, binary: &str) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("NATS_URL".into(), self.url()),
             ("NATS_USER".into(), binary.into()),
             ("NATS_PASSWORD".into(), password(binary)),
-        ]
+        ];
+        env.extend(self.tls.iter().flat_map(Tls::env));
+        env
     }
 
     /// An admin client, as the `nats` CLI of an operator would connect.
@@ -99,8 +182,14 @@ impl NatsServer {
 
     /// A client with the given user's permissions (and its inbox prefix).
     pub async fn client_as(&self, user: &str) -> async_nats::Client {
-        async_nats::ConnectOptions::with_user_and_password(user.into(), password(user))
-            .custom_inbox_prefix(format!("_INBOX_{user}"))
+        let options =
+            async_nats::ConnectOptions::with_user_and_password(user.into(), password(user))
+                .custom_inbox_prefix(format!("_INBOX_{user}"));
+        let options = match &self.tls {
+            Some(tls) => tls.options(options),
+            None => options,
+        };
+        options
             .connect(self.url())
             .await
             .expect("connect to test nats-server")
@@ -151,9 +240,13 @@ impl NatsServer {
         for _ in 0..10 {
             let mut command = Command::new(nats_server_binary());
             command.envs(password_env());
+            let conf = match &self.tls {
+                Some(tls) => tls.file("nats-tls.conf"),
+                None => repo_root().join("nats-server.conf"),
+            };
             command
                 .arg("-c")
-                .arg(repo_root().join("nats-server.conf"))
+                .arg(conf)
                 .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
                 .args(["-m", &self.monitor_port.to_string()])
                 .arg("-sd")

@@ -1,15 +1,20 @@
 //! What the gateway tests share: the real `gateway` binary started against a
-//! test nats-server, a tiny HTTP/1.1 client over a TCP stream (it can also
-//! send malformed requests byte for byte), bearer tokens signed here with
+//! test nats-server, a tiny HTTP/1.1 client over a TCP stream or TLS (it can
+//! also send malformed requests byte for byte), bearer tokens signed here with
 //! ring (not with the gateway's own code), and what every gateway test shares.
 
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use testkit::{free_port, NatsServer, Proc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// The HS256 secret every test gateway checks tokens with, unless a test
 /// gives it other keys.
@@ -73,6 +78,21 @@ pub struct Gateway {
     /// Sent by [`Gateway::request`] unless the request has its own
     /// `Authorization`: a staff token.
     pub token: String,
+    /// Set when it serves HTTPS: how its clients trust it.
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+/// A TLS client that trusts the CA in `ca` (PEM) and offers `alpn`.
+pub fn tls_client(ca: &Path, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("the CA file") {
+        roots.add(cert.expect("a CA certificate")).expect("a CA");
+    }
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
 }
 
 /// The environment of a test gateway: where NATS is, its address, the test
@@ -83,6 +103,8 @@ pub fn gateway_env(server: &NatsServer, addr: &str, env: &[(&str, &str)]) -> Vec
         ("NATS_USER".into(), "gateway".into()),
         ("NATS_PASSWORD".into(), testkit::password("gateway")),
         ("GATEWAY_ADDR".into(), addr.to_string()),
+        ("GATEWAY_TLS_CERT".into(), String::new()),
+        ("GATEWAY_TLS_KEY".into(), String::new()),
         // Whatever the developer's shell exports, the test decides.
         ("OMS_AUTH".into(), String::new()),
         ("OMS_JWT_PUBLIC_KEYS".into(), String::new()),
@@ -95,6 +117,7 @@ pub fn gateway_env(server: &NatsServer, addr: &str, env: &[(&str, &str)]) -> Vec
     {
         vars.push(("OMS_JWT_SECRET".into(), SECRET.into()));
     }
+    vars.extend(server.tls().iter().flat_map(|tls| tls.env()));
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     vars
 }
@@ -104,12 +127,28 @@ impl Gateway {
     /// tokens signed with [`SECRET`] unless `env` says otherwise, and waits
     /// until it answers and has its NATS connection.
     pub async fn start(server: &NatsServer, env: &[(&str, &str)]) -> Gateway {
+        Gateway::start_with(server, env, None).await
+    }
+
+    /// Like [`Gateway::start`] for a gateway that serves HTTPS (`env` names
+    /// its certificate): every request of the test goes over TLS, trusting
+    /// the CA in `ca`, HTTP/1.1 by ALPN.
+    pub async fn start_https(server: &NatsServer, env: &[(&str, &str)], ca: &Path) -> Gateway {
+        Gateway::start_with(server, env, Some(tls_client(ca, &[b"http/1.1"]))).await
+    }
+
+    async fn start_with(
+        server: &NatsServer,
+        env: &[(&str, &str)],
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Gateway {
         let addr = format!("127.0.0.1:{}", free_port());
         let vars = gateway_env(server, &addr, env);
         let gateway = Gateway {
             proc: Proc::start("gateway", &vars),
             addr,
             token: staff_token(),
+            tls,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -124,6 +163,14 @@ impl Gateway {
                 gateway.addr
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A new connection to it: TLS when it serves HTTPS.
+    pub async fn connect(&self) -> std::io::Result<Conn> {
+        match &self.tls {
+            Some(config) => Conn::open_tls(&self.addr, config.clone()).await,
+            None => Conn::open(&self.addr).await,
         }
     }
 
@@ -147,7 +194,7 @@ impl Gateway {
         {
             all.push(("Authorization", &bearer));
         }
-        let mut conn = Conn::open(&self.addr).await?;
+        let mut conn = self.connect().await?;
         conn.send(method, path, &all, body).await
     }
 
@@ -166,7 +213,8 @@ impl Gateway {
         if let Some(bearer) = &bearer {
             all.push(("Authorization", bearer));
         }
-        let mut conn = Conn::open(&self.addr)
+        let mut conn = self
+            .connect()
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         conn.send(method, path, &all, body)
@@ -273,9 +321,13 @@ impl Response {
     }
 }
 
+/// What a [`Conn`] speaks over: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One HTTP/1.1 connection; several requests may go over it (keep-alive).
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buffer: Vec<u8>,
     /// Bytes read since the last request was written: 0 after an error
     /// means the server sent nothing of an answer.
@@ -286,11 +338,20 @@ impl Conn {
     pub async fn open(addr: &str) -> std::io::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
+        Ok(Conn::over(Box::new(stream)))
+    }
+
+    /// A TLS connection (to 127.0.0.1, checked against `config`'s roots).
+    pub async fn open_tls(addr: &str, config: Arc<ClientConfig>) -> std::io::Result<Conn> {
+        Ok(Conn::over(Box::new(tls_connect(addr, config).await?)))
+    }
+
+    pub fn over(stream: Box<dyn Io>) -> Conn {
+        Conn {
             stream,
             buffer: Vec::new(),
             received: 0,
-        })
+        }
     }
 
     /// Bytes of an answer read since the last request was written.
@@ -438,6 +499,19 @@ impl Conn {
         self.received += n;
         Ok(())
     }
+}
+
+/// A TLS client connection to `addr` (on 127.0.0.1).
+pub async fn tls_connect(
+    addr: &str,
+    config: Arc<ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let name = ServerName::try_from("127.0.0.1").expect("an IP address");
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

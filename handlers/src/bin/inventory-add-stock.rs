@@ -1,6 +1,7 @@
 //! `inventory.add-stock`: adds units to a product (creating it on first use)
 //! and sets its price. With a `requestId`, a retry is applied once: the
 //! product change and the request's record are written in one atomic batch.
+//! A request id is its principal's (`Oms-Principal`), as idempotency keys are.
 
 use oms_handlers::contract::{self, AddStock, Product};
 use oms_handlers::model::{product_key, stock_request_key};
@@ -33,7 +34,8 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
             .await?;
         return Ok(product.value);
     };
-    let record_key = stock_request_key(request_id);
+    let principal = ctx.principal.as_ref().map(|p| p.sub.as_str());
+    let record_key = stock_request_key(principal, request_id);
     loop {
         let seen = ctx.store.read::<Applied>(&record_key).await?;
         if let Some(seen) = seen.value {
