@@ -31,14 +31,14 @@ pub struct Job {
 
 const STOCK: &[&str] = &["product", "order", "reservation"];
 
-/// Every binary that connects to NATS.
+/// The binaries whose job is more than serving their operation with reads
+/// of the bucket: every other operation of the table gets [`serves`] it
+/// alone ([`jobs`]), so a new read operation needs no line here.
 pub const JOBS: &[Job] = &[
     serves(&contract::INVENTORY_ADD_STOCK.spec, &["product", "request"]),
-    serves(&contract::INVENTORY_CHECK.spec, &[]),
     serves(&contract::INVENTORY_RESERVE.spec, STOCK),
     serves(&contract::INVENTORY_RELEASE.spec, STOCK),
     serves(&contract::INVENTORY_COMMIT.spec, STOCK),
-    serves(&contract::INVENTORY_GET.spec, &[]),
     Job {
         follows: true,
         ..serves(&contract::INVENTORY_LIST.spec, &[])
@@ -54,7 +54,6 @@ pub const JOBS: &[Job] = &[
         ],
         ..serves(&contract::ORDERS_UPDATE_STATUS.spec, &["order"])
     },
-    serves(&contract::ORDERS_GET.spec, &[]),
     Job {
         follows: true,
         ..serves(&contract::ORDERS_LIST.spec, &[])
@@ -99,12 +98,25 @@ const fn serves(op: &'static Spec, writes: &'static [&'static str]) -> Job {
     }
 }
 
-/// The bootstrap user: creates and updates the bucket and the streams.
+/// Every binary that connects to NATS, but the gateway and `oms-init`.
+pub fn jobs() -> Vec<&'static Job> {
+    static DEFAULTS: std::sync::OnceLock<Vec<Job>> = std::sync::OnceLock::new();
+    let defaults = DEFAULTS.get_or_init(|| {
+        contract::OPERATIONS
+            .iter()
+            .filter(|op| !JOBS.iter().any(|j| j.name == op.service))
+            .map(|op| serves(op, &[]))
+            .collect()
+    });
+    JOBS.iter().chain(defaults).collect()
+}
+
 /// The binaries that serve no operation (consumers, derivations).
 pub fn workers() -> impl Iterator<Item = &'static str> {
     JOBS.iter().filter(|j| j.serves.is_none()).map(|j| j.name)
 }
 
+/// The bootstrap user: creates and updates the bucket and the streams.
 pub const INIT: &str = "oms-init";
 /// The REST gateway.
 pub const GATEWAY: &str = "gateway";
@@ -113,7 +125,7 @@ pub const ADMIN: &str = "admin";
 
 /// Every user name, the operator's last.
 pub fn users() -> Vec<&'static str> {
-    let mut users: Vec<_> = JOBS.iter().map(|j| j.name).collect();
+    let mut users: Vec<_> = jobs().iter().map(|j| j.name).collect();
     users.extend([GATEWAY, INIT, ADMIN]);
     users
 }
@@ -141,7 +153,7 @@ pub fn permissions(user: &str) -> Option<(Vec<String>, Vec<String>)> {
     if user == INIT {
         return Some((vec!["$JS.API.>".into()], vec![inbox]));
     }
-    let job = JOBS.iter().find(|j| j.name == user)?;
+    let job = jobs().into_iter().find(|j| j.name == user)?;
     let mut publish = vec![
         "$JS.API.STREAM.INFO.KV_oms".to_string(),
         "$JS.API.STREAM.MSG.GET.KV_oms".into(),

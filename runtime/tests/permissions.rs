@@ -1,7 +1,7 @@
 //! `nats-users.conf` is what `permissions.rs` renders from the operation
 //! table, and every binary that connects has a user in it.
 
-use oms_runtime::permissions::{self, JOBS};
+use oms_runtime::permissions::{self, jobs};
 
 #[test]
 fn nats_users_conf_is_rendered_from_the_table() {
@@ -28,5 +28,5 @@ fn every_binary_has_a_user() {
             "{name} has no NATS user in permissions.rs"
         );
     }
-    assert!(JOBS.iter().all(|j| j.name != permissions::INIT));
+    assert!(jobs().iter().all(|j| j.name != permissions::INIT));
 }
