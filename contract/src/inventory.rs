@@ -2,11 +2,13 @@
 //! its reply shape, so `nats kv get oms product.X` reads like the API.
 
 use crate::money::Cents;
+use crate::operation::{route, Kind, Operation, Spec};
 use crate::orders::Order;
 use crate::status::Status;
+use crate::Page;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     pub product_id: String,
@@ -181,3 +183,95 @@ impl Reservation {
         held == asked
     }
 }
+
+// The operations, as data: what the handlers register, the gateway
+// routes, OpenAPI, the NATS permissions and the tests are made from.
+
+pub const INVENTORY_ADD_STOCK: Operation<AddStock, Product> = Operation::new(Spec {
+    kind: Kind::Write,
+    service: "inventory-add-stock",
+    group: "inventory",
+    endpoint: "add-stock",
+    description: "Adds units to a product (creating it) and sets its price",
+    route: route("POST", "/inventory", 201),
+    request_schema_file: "inventory.add-stock.request.json",
+    response_schema_file: "product.json",
+});
+
+pub const INVENTORY_CHECK: Operation<Check, Availability> = Operation::new(Spec {
+    kind: Kind::Read,
+    service: "inventory-check",
+    group: "inventory",
+    endpoint: "check",
+    description: "Tells whether every item is in stock, without reserving",
+    route: route("POST", "/inventory/check", 200),
+    request_schema_file: "inventory.check.request.json",
+    response_schema_file: "inventory.check.response.json",
+});
+
+pub const INVENTORY_RESERVE: Operation<Reserve, Reservation> = Operation::new(Spec {
+    kind: Kind::Write,
+    service: "inventory-reserve",
+    group: "inventory",
+    endpoint: "reserve",
+    description: "Reserves all items of an order or none; idempotent on orderId",
+    route: None,
+    request_schema_file: "inventory.reserve.request.json",
+    response_schema_file: "reservation.json",
+});
+
+pub const INVENTORY_RELEASE: Operation<SettleRequest, Reservation> = Operation::new(Spec {
+    kind: Kind::Write,
+    service: "inventory-release",
+    group: "inventory",
+    endpoint: "release",
+    description:
+        "Returns the stock of a cancelled or never-stored order (operator use); idempotent",
+    route: None,
+    request_schema_file: "inventory.settle.request.json",
+    response_schema_file: "reservation.json",
+});
+
+pub const INVENTORY_COMMIT: Operation<SettleRequest, Reservation> = Operation::new(Spec {
+    kind: Kind::Write,
+    service: "inventory-commit",
+    group: "inventory",
+    endpoint: "commit",
+    description: "Marks a completed order's stock as sold (operator use); idempotent",
+    route: None,
+    request_schema_file: "inventory.settle.request.json",
+    response_schema_file: "reservation.json",
+});
+
+pub const INVENTORY_GET: Operation<GetProduct, Product> = Operation::new(Spec {
+    kind: Kind::Read,
+    service: "inventory-get",
+    group: "inventory",
+    endpoint: "get",
+    description: "One product",
+    route: route("GET", "/inventory/{productId}", 200),
+    request_schema_file: "inventory.get.request.json",
+    response_schema_file: "product.json",
+});
+
+pub const INVENTORY_LIST: Operation<ListProducts, Page<Product>> = Operation::new(Spec {
+    kind: Kind::Read,
+    service: "inventory-list",
+    group: "inventory",
+    endpoint: "list",
+    description: "Products in productId order, a page at a time",
+    route: route("GET", "/inventory", 200),
+    request_schema_file: "inventory.list.request.json",
+    response_schema_file: "inventory.list.response.json",
+});
+
+/// Every inventory operation, in the order the README lists them.
+pub const INVENTORY: &[&Spec] = &[
+    &INVENTORY_ADD_STOCK.spec,
+    &INVENTORY_CHECK.spec,
+    &INVENTORY_RESERVE.spec,
+    &INVENTORY_RELEASE.spec,
+    &INVENTORY_COMMIT.spec,
+    &INVENTORY_GET.spec,
+    &INVENTORY_LIST.spec,
+];

@@ -12,7 +12,6 @@
 pub mod inventory;
 pub mod money;
 pub mod operation;
-pub mod operations;
 pub mod orders;
 pub mod schemas;
 pub mod status;
@@ -20,11 +19,37 @@ pub mod status;
 pub use inventory::*;
 pub use money::Cents;
 pub use operation::{Answer, Kind, Operation, Route, Spec};
-pub use operations::*;
 pub use orders::*;
 pub use status::{Status, Transition};
 
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// Every request/reply operation: the inventory's, then the orders'. Each
+/// is defined beside its request and reply types (`inventory.rs`,
+/// `orders.rs`); the handlers register from it, the gateway routes from
+/// it, OpenAPI and the NATS permissions are made from it, the tests and
+/// the bench drive it.
+pub static OPERATIONS: LazyLock<Vec<&'static Spec>> =
+    LazyLock::new(|| INVENTORY.iter().chain(ORDERS).copied().collect());
+
+/// The problem body every error reply carries (bundled JSON Schema).
+pub fn problem_schema() -> &'static str {
+    crate::schemas::schema("problem.json")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_names_schemas_that_exist() {
+        for op in super::OPERATIONS.iter() {
+            for text in [op.request_schema(), op.response_schema()] {
+                let schema: serde_json::Value = serde_json::from_str(text).unwrap();
+                assert_eq!(schema["type"], "object", "{}", op.service);
+            }
+        }
+    }
+}
 
 /// A page of a list: up to `limit` values, and where the next page starts
 /// when there is one (pass it back as `cursor`).

@@ -15,6 +15,15 @@ pub struct Route {
     pub status: u16,
 }
 
+/// A REST route (for the table's entries).
+pub const fn route(method: &'static str, path: &'static str, status: u16) -> Option<Route> {
+    Some(Route {
+        method,
+        path,
+        status,
+    })
+}
+
 /// Whether an operation changes state: a read may be retried freely and
 /// answered by any instance; a write is idempotent only where it says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,10 +3,12 @@
 
 use crate::inventory::{Item, PricedItem};
 use crate::money::Cents;
+use crate::operation::{route, Kind, Operation, Spec};
 use crate::status::Status;
+use crate::Page;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: String,
@@ -62,3 +64,58 @@ pub struct ListOrders {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
 }
+
+// The operations, as data: what the handlers register, the gateway
+// routes, OpenAPI, the NATS permissions and the tests are made from.
+
+pub const ORDERS_CREATE: Operation<Create, Order> = Operation::new(Spec {
+    kind: Kind::Write,
+    service: "orders-create",
+    group: "orders",
+    endpoint: "create",
+    description: "Reserves stock and stores a PENDING order",
+    route: route("POST", "/orders", 201),
+    request_schema_file: "orders.create.request.json",
+    response_schema_file: "order.json",
+});
+
+pub const ORDERS_UPDATE_STATUS: Operation<UpdateStatus, Order> = Operation::new(Spec {
+    kind: Kind::Write,
+    service: "orders-update-status",
+    group: "orders",
+    endpoint: "update-status",
+    description: "Moves an order through PENDING, CONFIRMED, COMPLETED or CANCELLED",
+    route: route("PUT", "/orders/{id}/status", 200),
+    request_schema_file: "orders.update-status.request.json",
+    response_schema_file: "order.json",
+});
+
+pub const ORDERS_GET: Operation<GetOrder, Order> = Operation::new(Spec {
+    kind: Kind::Read,
+    service: "orders-get",
+    group: "orders",
+    endpoint: "get",
+    description: "One order",
+    route: route("GET", "/orders/{id}", 200),
+    request_schema_file: "orders.get.request.json",
+    response_schema_file: "order.json",
+});
+
+pub const ORDERS_LIST: Operation<ListOrders, Page<Order>> = Operation::new(Spec {
+    kind: Kind::Read,
+    service: "orders-list",
+    group: "orders",
+    endpoint: "list",
+    description: "Orders, newest first, filtered by status and customerId",
+    route: route("GET", "/orders", 200),
+    request_schema_file: "orders.list.request.json",
+    response_schema_file: "orders.list.response.json",
+});
+
+/// Every orders operation, in the order the README lists them.
+pub const ORDERS: &[&Spec] = &[
+    &ORDERS_CREATE.spec,
+    &ORDERS_UPDATE_STATUS.spec,
+    &ORDERS_GET.spec,
+    &ORDERS_LIST.spec,
+];

@@ -12,34 +12,8 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-macro_rules! files {
-    ($($file:literal),* $(,)?) => {
-        &[$(($file, include_str!(concat!("../../schemas/", $file)))),*]
-    };
-}
-
-/// Every schema file, by name.
-const FILES: &[(&str, &str)] = files![
-    "defs.json",
-    "inventory.add-stock.request.json",
-    "inventory.check.request.json",
-    "inventory.check.response.json",
-    "inventory.get.request.json",
-    "inventory.list.request.json",
-    "inventory.list.response.json",
-    "inventory.reserve.request.json",
-    "inventory.settle.request.json",
-    "order-event.json",
-    "order.json",
-    "orders.create.request.json",
-    "orders.get.request.json",
-    "orders.list.request.json",
-    "orders.list.response.json",
-    "orders.update-status.request.json",
-    "problem.json",
-    "product.json",
-    "reservation.json",
-];
+/// Every file of `schemas/`, by name (listed by `build.rs`).
+const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/schema_files.rs"));
 
 /// The bundled schema of `file` (a name in `schemas/`), as JSON text.
 /// Panics on a name that is not there or a `$ref` that names nothing: both

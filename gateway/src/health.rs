@@ -83,7 +83,7 @@ pub async fn readyz(gateway: &Gateway) -> Response<Body> {
 /// Every service of the contract, once, in table order.
 fn services() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
-    for op in OPERATIONS {
+    for op in OPERATIONS.iter() {
         if !names.contains(&op.service) {
             names.push(op.service);
         }

@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn every_contract_route_is_in_the_table() {
         let table = Table::from_contract();
-        for op in OPERATIONS {
+        for op in OPERATIONS.iter() {
             if let Some(route) = op.route {
                 assert!(
                     table

@@ -266,14 +266,14 @@ async fn every_operation_answers_as_its_published_schemas_say() {
     let gw = Gateway::start(&stack.server, &[]).await;
     let specs: BTreeMap<String, &Spec> = OPERATIONS.iter().map(|op| (op.subject(), *op)).collect();
     let mut schemas = BTreeMap::new();
-    for spec in OPERATIONS {
+    for spec in OPERATIONS.iter() {
         schemas.insert(spec.subject(), published(&stack, spec).await);
     }
 
     // Every operation is driven to a success and to an error, both ways
     // it is reachable.
     let cases = cases();
-    for spec in OPERATIONS {
+    for spec in OPERATIONS.iter() {
         let subject = spec.subject();
         let mine = || cases.iter().filter(|c| c.subject == subject);
         assert!(mine().any(|c| c.status < 300), "{subject}: no success case");

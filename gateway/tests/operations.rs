@@ -454,7 +454,7 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
 
     let mut operation_ids = BTreeSet::new();
     let mut routed = 0;
-    for op in OPERATIONS {
+    for op in OPERATIONS.iter() {
         let Some(route) = op.route else { continue };
         routed += 1;
         let entry = &doc["paths"][route.path][route.method.to_ascii_lowercase()];

@@ -468,10 +468,8 @@ mod tests {
         Record::Product(Product {
             product_id: id.into(),
             quantity: 1,
-            reserved: 0,
             price: Cents(1),
-            created_at: String::new(),
-            updated_at: String::new(),
+            ..Default::default()
         })
     }
 

@@ -222,18 +222,15 @@ mod tests {
                 price: Cents(100),
             }],
             status,
-            previous_status: None,
             total_amount: Cents(200),
-            created_at: NOW.into(),
-            updated_at: NOW.into(),
+            ..Default::default()
         };
         let product = Product {
             product_id: "A".into(),
             quantity: 3,
             reserved: 2,
             price: Cents(100),
-            created_at: NOW.into(),
-            updated_at: NOW.into(),
+            ..Default::default()
         };
         Books::with([(Record::Order(order), 10), (Record::Product(product), 9)])
     }
@@ -305,10 +302,8 @@ mod tests {
         let moved = Product {
             product_id: "A".into(),
             quantity: 5,
-            reserved: 0,
             price: Cents(100),
-            created_at: NOW.into(),
-            updated_at: NOW.into(),
+            ..Default::default()
         };
         books.apply(vec![Record::Product(moved)]);
         let decision = decide(&books, &request(None), NOW, Settle::Commit);

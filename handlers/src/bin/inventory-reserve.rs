@@ -202,10 +202,8 @@ mod tests {
         let product = Product {
             product_id: id.into(),
             quantity,
-            reserved: 0,
             price: Cents(cents),
-            created_at: NOW.into(),
-            updated_at: NOW.into(),
+            ..Default::default()
         };
         (Record::Product(product), 7)
     }

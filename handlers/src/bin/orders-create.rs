@@ -123,10 +123,8 @@ mod tests {
                 })
                 .collect(),
             status: Status::Pending,
-            previous_status: None,
             total_amount: Cents(100),
-            created_at: String::new(),
-            updated_at: String::new(),
+            ..Default::default()
         }
     }
 

@@ -120,10 +120,8 @@ mod tests {
             customer_id: "c-1".into(),
             items: Vec::new(),
             status,
-            previous_status: None,
             total_amount: Cents(0),
-            created_at: String::new(),
-            updated_at: String::new(),
+            ..Default::default()
         }
     }
 
