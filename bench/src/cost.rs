@@ -2,7 +2,7 @@
 //! of every process of the stack (utime + stime from `/proc/<pid>/stat`)
 //! and of the load client, and the server's message and stream counters,
 //! read before and after a case's measured window and divided by its
-//! successful requests (DESIGN §4, "Cost budget").
+//! successful requests.
 
 use crate::stack::Stack;
 use serde_json::{json, Map, Value};

@@ -1,4 +1,4 @@
-//! Who is asking (DESIGN §10.1): a bearer JWT in `Authorization`, checked
+//! Who is asking: a bearer JWT in `Authorization`, checked
 //! against the configured keys, becomes a [`Principal`] with its roles.
 //! With `OMS_AUTH=off` every request acts as staff, without an identity.
 //!
@@ -13,7 +13,7 @@ use hyper::{HeaderMap, Response};
 use jsonwebtoken::errors::ErrorKind;
 use oms_runtime::Problem;
 
-/// NATS headers that carry the caller to the handler (DESIGN §10.3).
+/// NATS headers that carry the caller to the handler.
 pub const PRINCIPAL_HEADER: &str = "Oms-Principal";
 pub const ROLES_HEADER: &str = "Oms-Roles";
 

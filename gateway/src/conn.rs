@@ -1,4 +1,4 @@
-//! The deadlines of one connection (DESIGN §10.4), kept by the gateway
+//! The deadlines of one connection, kept by the gateway
 //! rather than by hyper, because hyper's start too late or end too soon:
 //! hyper-util's HTTP/1-or-2 detection waits for bytes with no deadline at
 //! all (one byte `P` kept a socket open for ever), HTTP/2 has no head

@@ -7,7 +7,7 @@
 //! out a timeout for an operation that is not running), and a handler that
 //! does not answer within `OMS_REQUEST_TIMEOUT` is a 504.
 //!
-//! A customer's order is checked here, by reading it (DESIGN §10.2): before
+//! A customer's order is checked here, by reading it: before
 //! a cancel, and in the reply of a read. Another customer's order is
 //! answered exactly as `orders.get` answers a missing one.
 
@@ -131,7 +131,7 @@ fn order_id(params: &Params<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// The request id, trace context and principal (DESIGN §10.3). Nothing a
+/// The request id, trace context and principal. Nothing a
 /// client sent under `Oms-*` gets here: `Gateway::handle` dropped it.
 fn nats_headers(trace: &Trace<'_>, caller: &Caller) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -249,7 +249,7 @@ impl Gateway {
     }
 }
 
-/// `Oms-*` headers are the gateway's to set (DESIGN §10.3): whatever a
+/// `Oms-*` headers are the gateway's to set: whatever a
 /// client sent under those names is gone before anything reads the request.
 fn drop_oms_headers(headers: &mut HeaderMap) {
     let ours = |name: &HeaderName| name.as_str().starts_with("oms-");

@@ -1,4 +1,4 @@
-//! The per-caller rate limit (DESIGN §10.4): a token bucket per principal,
+//! The per-caller rate limit: a token bucket per principal,
 //! or per client address for requests without one. `GATEWAY_RATE_LIMIT`
 //! tokens come back per second, up to a burst of twice that; a request
 //! takes one, and finding none is a 429 with `Retry-After`.

@@ -1,4 +1,4 @@
-//! Who may do what (DESIGN §10.2), per route.
+//! Who may do what, per route.
 //!
 //! Operations are named here by their contract entry; any operation with a
 //! REST route that is not named is staff only, so a new route is closed

@@ -33,7 +33,7 @@ pub struct Route {
     pub path: &'static str,
     segments: Vec<Segment>,
     pub target: Target,
-    /// Who may use it (DESIGN §10.2).
+    /// Who may use it.
     pub access: Access,
 }
 

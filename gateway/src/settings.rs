@@ -1,4 +1,4 @@
-//! The gateway's own settings (DESIGN §10.1, §10.4), read from the
+//! The gateway's own settings, read from the
 //! environment once at start. A value that does not parse is an error that
 //! names its variable: the gateway does not start on a guess, and it does
 //! not start without a key to check tokens unless told `OMS_AUTH=off`.

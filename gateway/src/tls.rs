@@ -1,4 +1,4 @@
-//! HTTPS (DESIGN §10.5): with `GATEWAY_TLS_CERT` (PEM certificate chain,
+//! HTTPS: with `GATEWAY_TLS_CERT` (PEM certificate chain,
 //! the server's first) and `GATEWAY_TLS_KEY` (its PEM private key) the
 //! gateway speaks only TLS, offering HTTP/2 and HTTP/1.1 by ALPN.
 //!

@@ -1,4 +1,4 @@
-//! DESIGN §10.1 and §10.3 through the real gateway: what a token must be
+//! Authentication through the real gateway: what a token must be
 //! (each way of being wrong is a 401 that says why), JWKS keys of every
 //! accepted kind, no start without a key unless `OMS_AUTH=off`, and the
 //! principal as the handler sees it, whatever `Oms-*` headers the client

@@ -1,4 +1,4 @@
-//! DESIGN §10.2 route by route and caller by caller, through the real
+//! Who may do what, route by route and caller by caller, through the real
 //! gateway and the real handlers: no token, bad tokens (expired, wrong
 //! audience, wrong signature, not a JWT), customer alice, customer bob,
 //! a token with no role, and staff. Every refusal leaves the bucket as it

@@ -1,4 +1,4 @@
-//! The gateway over HTTPS (DESIGN §10.5: `GATEWAY_TLS_CERT`,
+//! The gateway over HTTPS (`GATEWAY_TLS_CERT`,
 //! `GATEWAY_TLS_KEY`), with certificates made by `scripts/tls.sh` as
 //! `just up --tls` makes them: requests are answered over HTTP/1.1 and
 //! HTTP/2 (ALPN), plain HTTP to the HTTPS port gets nothing, and the

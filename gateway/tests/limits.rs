@@ -1,4 +1,4 @@
-//! DESIGN §10.4 through the real gateway: a connection that sends no whole
+//! The gateway's limits through the real gateway: a connection that sends no whole
 //! request head is closed after the header timeout (also before the first
 //! byte, before HTTP/1-or-2 detection, and for HTTP/2), an idle keep-alive
 //! connection after the idle timeout (HTTP/1 and HTTP/2), the connection

@@ -1,5 +1,5 @@
 //! Change data capture into a stream, exactly once, with no acknowledgement
-//! per message: how events are derived from the bucket (DESIGN §5).
+//! per message: how events are derived from the bucket.
 //!
 //! A deriver follows the bucket's stream (an ordered consumer: no acks, no
 //! durable state) and publishes what each revision stands for into its

@@ -1,4 +1,4 @@
-//! Order events (DESIGN §5): what they say, where they are kept.
+//! Order events: what they say, where they are kept.
 //!
 //! They are derived from the order keys' history in the bucket's stream
 //! (`orders-events`), never written beside the order, so a handler that dies

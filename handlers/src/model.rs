@@ -31,7 +31,7 @@ pub fn stock_request_key(principal: Option<&str>, request_id: &str) -> String {
 /// The order id an `orders.create` idempotency key names: a digest of the
 /// key, so a retry finds its order without a record of the key, and a key
 /// whose request was refused leaves nothing behind. A key is the
-/// principal's own (DESIGN §10.2): the same key from two principals names
+/// principal's own: the same key from two principals names
 /// two orders. This is the one place keys are scoped: the gateway passes a
 /// client's key as it came, with the principal in `Oms-Principal`.
 pub fn keyed_order_id(principal: Option<&str>, key: &str) -> String {

@@ -1,4 +1,4 @@
-//! Local, disposable list indexes (DESIGN §4a).
+//! Local, disposable list indexes.
 //!
 //! A list handler cannot scan a million KV keys per request, so each instance
 //! keeps a `sled` index of the keys it lists, filled by replaying the bucket

@@ -1,4 +1,4 @@
-//! DESIGN §10.5: each NATS user reaches only the subjects its job needs.
+//! Least privilege: each NATS user reaches only the subjects its job needs.
 //! (Every other test runs each binary as its own user too, so "each binary
 //! still works with exactly its own permissions" is proven by the suite.)
 

@@ -1,4 +1,4 @@
-//! DESIGN §10.3: a request that names a principal (`Oms-Principal`,
+//! The principal on NATS: a request that names a principal (`Oms-Principal`,
 //! `Oms-Roles`, as the gateway forwards them) is held to that principal's
 //! role by the handlers themselves, whatever NATS user carried it.
 

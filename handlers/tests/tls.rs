@@ -1,4 +1,4 @@
-//! TLS to NATS (DESIGN §10.5), against real nats-servers that require it,
+//! TLS to NATS, against real nats-servers that require it,
 //! with a CA and certificates made by `scripts/tls.sh` (openssl), as
 //! `just up --tls` makes them: a plain client is refused; the binaries and
 //! clients given the CA (and, for mutual TLS, a client certificate) work;

@@ -1,7 +1,7 @@
 //! Connecting to NATS: retry with backoff until the server is there, then let
 //! async-nats reconnect on its own for the rest of the process's life.
 //!
-//! TLS (DESIGN §10.5) is async-nats' own, on rustls with ring (the crypto
+//! TLS is async-nats' own, on rustls with ring (the crypto
 //! the workspace builds async-nats with): `NATS_TLS_CA` names the CA that
 //! signed the server's certificate, `NATS_TLS_CERT` and `NATS_TLS_KEY` a
 //! client certificate for servers that verify clients (mutual TLS). Any of

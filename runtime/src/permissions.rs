@@ -1,4 +1,4 @@
-//! Who may publish and subscribe what on NATS (DESIGN §10.5): one NATS user
+//! Who may publish and subscribe what on NATS: one NATS user
 //! per binary, each allowed exactly what its job needs, rendered from the
 //! operation table into `nats-users.conf` (which `nats-server.conf`
 //! includes). A new operation or binary gets its permissions here, or a

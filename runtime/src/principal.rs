@@ -1,4 +1,4 @@
-//! Who asked (DESIGN §10.3): the gateway forwards the caller it
+//! Who asked: the gateway forwards the caller it
 //! authenticated as `Oms-Principal` and `Oms-Roles` headers (and drops any a
 //! client sent). A request without them comes from a NATS user whose
 //! subject permissions already decided what it may do; one with them is

@@ -1,4 +1,4 @@
-//! The one error type a handler returns: an RFC 9457 problem (DESIGN §6).
+//! The one error type a handler returns: an RFC 9457 problem.
 //!
 //! Its `status` becomes `Nats-Service-Error-Code`, its title/detail become
 //! `Nats-Service-Error`, and the whole problem is the reply body, so callers

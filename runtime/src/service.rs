@@ -1,7 +1,7 @@
 //! A thin, owned layer of the NATS service protocol (ADR-32, "micro").
 //!
 //! Owned rather than borrowed from async-nats' `service` module because the
-//! contract needs what that module cannot do (NATS-NOTES.md): error replies
+//! contract needs what that module cannot do: error replies
 //! that carry both error headers *and* a problem body, errors counted in
 //! STATS, a discovery responder that survives a bad `$SRV` request, and a
 //! drain that finishes in-flight requests before the process leaves.

@@ -1,4 +1,4 @@
-//! The one shared JetStream KV bucket (DESIGN §4) and the only ways to write it.
+//! The one shared JetStream KV bucket and the only ways to write it.
 //!
 //! Every write carries `Nats-Expected-Last-Subject-Sequence`: a single key
 //! is a compare-and-set ([`Store::apply`] with one [`Write`]), several keys

@@ -18,7 +18,7 @@ pub struct NatsServer {
     tls: Option<Tls>,
 }
 
-/// TLS for a test server (DESIGN §10.5), as `just up --tls` makes it: a CA
+/// TLS for a test server, as `just up --tls` makes it: a CA
 /// and certificates made by `scripts/tls.sh` (openssl) in a temp dir, and
 /// a copy of the project's configuration with a `tls` block added.
 pub struct Tls {

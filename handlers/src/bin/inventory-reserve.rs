@@ -9,7 +9,7 @@
 //!
 //! Requests that arrive together are decided together (`group.rs`): one
 //! read of the products they name, one atomic batch for all of them.
-//! Why the invariants hold (DESIGN §8):
+//! Why the invariants hold:
 //! - No oversell: each request is decided against the running counts of
 //!   its group, and each product is written compare-and-set on the revision
 //!   it was read at; a group that lost a race is read and decided again.

@@ -1,4 +1,4 @@
-//! `oms-init`: the bootstrap step (DESIGN §10.5). Creates the bucket and the
+//! `oms-init`: the bootstrap step. Creates the bucket and the
 //! event stream, or brings their settings up to date, then exits 0. It
 //! connects as the one NATS user allowed to manage streams; every other
 //! binary waits, retrying, until the bucket it opens exists.

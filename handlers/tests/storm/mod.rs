@@ -1,7 +1,7 @@
 //! The crash storm shared by `crash_storm.rs` (one nats-server, restarted)
 //! and `cluster.rs` (three nodes, the bucket's leader killed): orders keep
 //! flowing while handler instances are SIGKILLed every two seconds; then no
-//! stock, order or event is lost or doubled (DESIGN §8.4).
+//! stock, order or event is lost or doubled.
 
 use async_nats::jetstream;
 use futures::StreamExt;
@@ -314,7 +314,7 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
     assert_eq!(unique, expected, "events match the order history exactly");
 }
 
-/// The invariants of DESIGN §8 over the whole bucket, or what breaks them.
+/// The invariants (README, crash safety) over the whole bucket, or what breaks them.
 async fn books(kv: &jetstream::kv::Store) -> Result<(), String> {
     let products = read_prefix(kv, "product.").await;
     let orders = read_prefix(kv, "order.").await;
