@@ -77,18 +77,7 @@ pub async fn serve<S, Req, Resp, F, Fut>(
     let handler = Arc::new(handler);
     let client = app.client.clone();
 
-    let mut endpoint = loop {
-        match client
-            .queue_subscribe(op.subject(), op.service.to_string())
-            .await
-        {
-            Ok(sub) => break sub,
-            Err(err) => {
-                tracing::warn!(error = %err, "subscribe failed, retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
+    let mut endpoint = subscribe(&client, op).await;
     let mut discovery = discovery_subscriptions(&client, &identity).await;
     tracing::info!(service = op.service, subject = %op.subject(), id = %identity.id, "serving");
 
@@ -152,6 +141,28 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             }
         }
     };
+    finish(&client, left, &drain, &in_flight).await;
+}
+
+/// Joins the queue group, retrying until the server takes the subscription.
+async fn subscribe(client: &async_nats::Client, op: &Spec) -> async_nats::Subscriber {
+    loop {
+        match client
+            .queue_subscribe(op.subject(), op.service.to_string())
+            .await
+        {
+            Ok(sub) => return sub,
+            Err(err) => {
+                tracing::warn!(error = %err, "subscribe failed, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// After the endpoint left: waits for the work in flight until the drain
+/// deadline, then gets the last replies to the server.
+async fn finish(client: &async_nats::Client, left: Left, drain: &Drain, in_flight: &Semaphore) {
     let received = drain.received();
     match left {
         Left::ByCount => tracing::info!(received, "left by count"),
@@ -172,7 +183,7 @@ pub async fn serve<S, Req, Resp, F, Fut>(
             "drain deadline passed: leaving what is unanswered (its callers time out)"
         );
     }
-    if connected(&client) {
+    if connected(client) {
         let _ = tokio::time::timeout(LAST_FLUSH, client.flush()).await;
     }
     tracing::info!("stopped");
