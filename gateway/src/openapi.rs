@@ -10,6 +10,7 @@
 //! except those [`Access::Open`] (their `security` is empty); which role
 //! may call it is in the README, not in the document.
 
+use crate::endpoint::Endpoint;
 use crate::policy::Access;
 use crate::routes::{Route, Table, Target};
 use oms_runtime::contract::problem_schema;
@@ -100,6 +101,32 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
         unreachable!("called for operation routes only")
     };
     let path_params: Vec<&str> = route.param_names().collect();
+    let subject = &endpoint.subject;
+    let response_name = format!("{subject}.response");
+    schemas.insert(response_name.clone(), endpoint.rest_response_schema());
+    let mut op = json!({
+        "operationId": endpoint.op.service,
+        "summary": endpoint.op.description,
+        "tags": [endpoint.op.group],
+        "x-nats-subject": subject,
+        "parameters": parameters(endpoint, &path_params),
+        "responses": responses(endpoint, &response_name, !path_params.is_empty()),
+    });
+    if endpoint.has_body {
+        let request_name = format!("{subject}.request");
+        schemas.insert(request_name.clone(), body_schema(endpoint, &path_params));
+        op["requestBody"] = json!({
+            "required": path_params.is_empty(),
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request_name}")}}},
+        });
+        op["responses"]["413"] = problem_ref();
+        op["responses"]["415"] = problem_ref();
+    }
+    op
+}
+
+/// Path fields, then query fields (a body-less route), then headers.
+fn parameters(endpoint: &Endpoint, path_params: &[&str]) -> Vec<Value> {
     let property = |name: &str| {
         endpoint
             .fields
@@ -111,7 +138,6 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-
     let mut parameters: Vec<Value> = path_params
         .iter()
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": property(name)}))
@@ -145,10 +171,10 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
     ] {
         parameters.push(json!({"name": name, "in": "header", "required": false, "description": description, "schema": {"type": "string"}}));
     }
+    parameters
+}
 
-    let subject = &endpoint.subject;
-    let response_name = format!("{subject}.response");
-    schemas.insert(response_name.clone(), endpoint.rest_response_schema());
+fn responses(endpoint: &Endpoint, response_name: &str, names_a_resource: bool) -> Value {
     let mut headers = json!({"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}});
     if endpoint.paged {
         headers["Link"] = json!({"description": "`<...>; rel=\"next\"` while more pages exist", "schema": {"type": "string"}});
@@ -167,38 +193,24 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
         "504": problem_ref(),
         "default": problem_ref(),
     });
-    if !path_params.is_empty() {
+    if names_a_resource {
         responses["404"] = problem_ref();
     }
+    responses
+}
 
-    let mut op = json!({
-        "operationId": endpoint.op.service,
-        "summary": endpoint.op.description,
-        "tags": [endpoint.op.group],
-        "x-nats-subject": subject,
-        "parameters": parameters,
-        "responses": responses,
-    });
-    if endpoint.has_body {
-        let request_name = format!("{subject}.request");
-        let mut body_schema = endpoint.request_schema.clone();
-        for name in &path_params {
-            if let Some(properties) = body_schema["properties"].as_object_mut() {
-                properties.remove(*name);
-            }
-            if let Some(required) = body_schema["required"].as_array_mut() {
-                required.retain(|r| r != name);
-            }
+/// The request schema without the fields the path carries.
+fn body_schema(endpoint: &Endpoint, path_params: &[&str]) -> Value {
+    let mut schema = endpoint.request_schema.clone();
+    for name in path_params {
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            properties.remove(*name);
         }
-        schemas.insert(request_name.clone(), body_schema);
-        op["requestBody"] = json!({
-            "required": path_params.is_empty(),
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request_name}")}}},
-        });
-        op["responses"]["413"] = problem_ref();
-        op["responses"]["415"] = problem_ref();
+        if let Some(required) = schema["required"].as_array_mut() {
+            required.retain(|r| r != name);
+        }
     }
-    op
+    schema
 }
 
 fn builtin(summary: &str, content_type: &str, schema: Value) -> Value {
