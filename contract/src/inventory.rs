@@ -29,6 +29,15 @@ pub struct Item {
     pub quantity: u64,
 }
 
+impl Item {
+    pub fn new(product_id: impl Into<String>, quantity: u64) -> Item {
+        Item {
+            product_id: product_id.into(),
+            quantity,
+        }
+    }
+}
+
 /// A line of an order or reservation: with the unit price it was sold at.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

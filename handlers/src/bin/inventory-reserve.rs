@@ -211,13 +211,7 @@ mod tests {
     fn request(id: &str, items: &[(&str, u64)], customer: Option<&str>) -> Reserve {
         Reserve {
             order_id: id.into(),
-            items: items
-                .iter()
-                .map(|(p, q)| Item {
-                    product_id: p.to_string(),
-                    quantity: *q,
-                })
-                .collect(),
+            items: items.iter().map(|(p, q)| Item::new(*p, *q)).collect(),
             customer_id: customer.map(String::from),
         }
     }

@@ -99,13 +99,7 @@ mod tests {
     fn create(customer: Option<&str>, items: &[(&str, u64)]) -> Create {
         Create {
             customer_id: customer.map(String::from),
-            items: items
-                .iter()
-                .map(|(p, q)| Item {
-                    product_id: p.to_string(),
-                    quantity: *q,
-                })
-                .collect(),
+            items: items.iter().map(|(p, q)| Item::new(*p, *q)).collect(),
             idempotency_key: Some("k".into()),
         }
     }
