@@ -37,7 +37,7 @@ use load::{Collect, Payload, Rng};
 use report::{Report, Row};
 use serde_json::{json, Value};
 use stack::{handlers, workers, Stack, GATEWAY};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,7 +112,8 @@ async fn main() {
         .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
         .expect("oms-bench runs from target/<profile>");
     let mut report = Report::create(target.join("bench/results.jsonl"));
-    let scripts = TempDir::new();
+    // The generated wrk scripts, removed at the end.
+    let scripts = testkit::TempDir::new("bench");
     let started = Instant::now();
     report.json(json!({
         "case": "run",
@@ -1042,25 +1043,4 @@ async fn wait_for_index(client: &Client, newest: &str) -> Duration {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("orders-list did not index {newest} within 15 minutes");
-}
-
-/// A directory for the generated wrk scripts, removed at the end.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("oms-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create the scripts directory");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

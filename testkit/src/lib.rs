@@ -12,7 +12,7 @@ mod process;
 mod server;
 
 pub use logs::test_dir;
-pub use process::{binary, free_port, repo_root, Proc, TERMINATE_LIMIT};
+pub use process::{binary, free_port, repo_root, Proc, TempDir, TERMINATE_LIMIT};
 pub use server::{password, NatsServer, Tls};
 
 use async_nats::{Client, HeaderMap};
