@@ -15,28 +15,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// duration: a guard against a runaway loop, far above any measured rate.
 const MAX_PER_TASK: usize = 5_000_000;
 
-/// splitmix64: deterministic per task, so a run's request mix is repeatable
-/// without a random-number crate.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the modulo bias is irrelevant here).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+pub use testkit::Rng;
 
 /// Builds one request payload; `task` and `seq` make ids unique. None ends
 /// the task (a case that walks a finite set of orders ran out of them).

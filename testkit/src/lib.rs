@@ -9,10 +9,12 @@
 
 mod logs;
 mod process;
+mod rng;
 mod server;
 
 pub use logs::test_dir;
 pub use process::{binary, free_port, repo_root, Proc, TempDir, TERMINATE_LIMIT};
+pub use rng::Rng;
 pub use server::{password, NatsServer, Tls};
 
 use async_nats::{Client, HeaderMap};

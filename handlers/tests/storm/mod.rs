@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use testkit::Rng;
 use testkit::{eventually, try_request, Stack};
 
 const PRODUCTS: usize = 5;
@@ -54,17 +55,6 @@ pub enum Disruption {
     /// The node leading the bucket's stream is SIGKILLed, and started again
     /// a few seconds later.
     KillBucketLeader,
-}
-
-/// A tiny deterministic PRNG: the storm is random but reproducible per seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 #[derive(Default)]
@@ -136,22 +126,22 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
             let client = stack.client.clone();
             let outcome = outcome.clone();
             tokio::spawn(async move {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (task + 1));
+                let mut rng = Rng::new(task + 1);
                 let mut n = 0;
                 while Instant::now() < deadline {
                     n += 1;
-                    let first = rng.next(PRODUCTS as u64);
+                    let first = rng.below(PRODUCTS) as u64;
                     let mut items = vec![
-                        json!({"productId": format!("P{first}"), "quantity": 1 + rng.next(3)}),
+                        json!({"productId": format!("P{first}"), "quantity": 1 + rng.below(3)}),
                     ];
-                    if rng.next(2) == 0 {
-                        let second = (first + 1 + rng.next(PRODUCTS as u64 - 1)) % PRODUCTS as u64;
+                    if rng.below(2) == 0 {
+                        let second = (first + 1 + rng.below(PRODUCTS - 1) as u64) % PRODUCTS as u64;
                         items.push(
-                            json!({"productId": format!("P{second}"), "quantity": 1 + rng.next(2)}),
+                            json!({"productId": format!("P{second}"), "quantity": 1 + rng.below(2)}),
                         );
                     }
                     let key = format!("storm-{task}-{n}");
-                    if rng.next(10) == 0 {
+                    if rng.below(10) == 0 {
                         // A hold without an order, left to expire.
                         let hold = json!({"orderId": key, "items": items});
                         let reply = until_decided(&client, "inventory.reserve", &hold, &outcome).await;
@@ -168,7 +158,7 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
                     let id = reply.body["id"].as_str().unwrap().to_string();
                     assert_eq!(id, keyed_order_id(None, &key), "the key names the order");
                     outcome.lock().unwrap().created.insert(id.clone(), "PENDING".into());
-                    let path: &[&str] = match rng.next(3) {
+                    let path: &[&str] = match rng.below(3) {
                         0 => &["CONFIRMED", "COMPLETED"],
                         1 => &["CANCELLED"],
                         _ => &[],
@@ -187,15 +177,15 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
         .collect();
 
     // The storm: a random victim every 2 s, replaced at once; one server restart.
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut restarted = false;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let victim = VICTIMS[rng.next(VICTIMS.len() as u64) as usize];
+        let victim = VICTIMS[rng.below(VICTIMS.len())];
         let candidates: Vec<_> = (0..stack.procs.len())
             .filter(|&i| stack.procs[i].name == victim && stack.procs[i].pid() != 0)
             .collect();
-        if let Some(&index) = candidates.get(rng.next(candidates.len() as u64) as usize) {
+        if let Some(&index) = candidates.get(rng.below(candidates.len())) {
             stack.procs[index].kill();
             stack.spawn(victim);
         }
