@@ -6,6 +6,11 @@
 use oms_contract::{Cents, Item, PricedItem};
 use oms_runtime::{FieldError, Problem};
 
+/// Every product's key, as a subject pattern (lists and derivations).
+pub const PRODUCTS: &str = "product.>";
+/// Every order's key, as a subject pattern.
+pub const ORDERS: &str = "order.>";
+
 pub fn product_key(product_id: &str) -> String {
     format!("product.{product_id}")
 }

@@ -130,9 +130,10 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Opens a fresh index, follows `prefix.>` in the background, and
-    /// returns once the index holds every current value.
-    pub async fn follow(store: Store, prefix: &'static str) -> Mirror {
+    /// Opens a fresh index, follows the keys of `pattern` (`product.>`) in
+    /// the background, and returns once the index holds every current value.
+    pub async fn follow(store: Store, pattern: &'static str) -> Mirror {
+        let prefix = pattern.trim_end_matches(".>");
         let db = open_index(prefix);
         let tree = db.open_tree(prefix).expect("sled tree");
         let mirror = Mirror {
@@ -140,7 +141,7 @@ impl Mirror {
             _db: Arc::new(db),
         };
         let key_prefix = format!("{prefix}.");
-        fill(store, format!("{prefix}.>"), move |entries| {
+        fill(store, pattern.into(), move |entries| {
             // One sled batch per chunk: a busy bucket costs one index write
             // per chunk, not one per change.
             let mut batch = sled::Batch::default();
@@ -220,7 +221,7 @@ impl OrderIndex {
             _db: Arc::new(db),
         };
         let follower = index.clone();
-        fill(store, "order.>".into(), move |entries| {
+        fill(store, crate::model::ORDERS.into(), move |entries| {
             if let Err(err) = follower.apply(&entries) {
                 tracing::error!(error = %err, "index write failed");
             }

@@ -8,7 +8,7 @@ use oms_handlers::{run_with, Ctx, Problem};
 
 fn main() {
     let products =
-        |app: &std::sync::Arc<oms_runtime::App>| Mirror::follow(app.store.clone(), "product");
+        |app: &std::sync::Arc<oms_runtime::App>| Mirror::follow(app.store.clone(), oms_handlers::model::PRODUCTS);
     run_with(&contract::INVENTORY_LIST, products, list)
 }
 
