@@ -1,8 +1,9 @@
 //! `inventory.list`: products in productId order, `limit` at a time, from
 //! this instance's local index (see `read_model`). `nextCursor` is the last
-//! productId of the page; pass it as `cursor` for the next one.
+//! productId of the page; pass it as `cursor` for the next one. A page also
+//! ends before its reply would pass the server's `max_payload`.
 
-use oms_handlers::read_model::{Mirror, Page};
+use oms_handlers::read_model::{page_bytes, Mirror, Page};
 use oms_handlers::{contract, run_with, Ctx, Problem};
 use serde::Deserialize;
 
@@ -20,6 +21,7 @@ fn main() {
 }
 
 async fn list(ctx: Ctx<Mirror>, req: List) -> Result<Page, Problem> {
+    let max_bytes = page_bytes(&ctx.client);
     ctx.state
-        .page(req.cursor.as_deref(), req.limit.unwrap_or(100))
+        .page(req.cursor.as_deref(), req.limit.unwrap_or(100), max_bytes)
 }
