@@ -131,8 +131,9 @@ fn order_id(params: &Params<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// The request id, trace context and principal. Nothing a
-/// client sent under `Oms-*` gets here: `Gateway::handle` dropped it.
+/// The request id, trace context and principal; `ask` adds
+/// the deadline. Nothing a client sent under `Oms-*` (an `Oms-Deadline`
+/// too) gets here: `Gateway::handle` dropped it.
 fn nats_headers(trace: &Trace<'_>, caller: &Caller) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(REQUEST_ID, trace.request_id);
@@ -182,9 +183,14 @@ async fn ask(
         ));
     }
     let timeout = gateway.config.request_timeout;
+    // The moment this request stops waiting: the handler does
+    // not start work past it, nor lets any call it makes outlive it.
+    let mut headers = headers.clone();
+    let deadline = oms_runtime::Deadline::after(timeout).header_value();
+    headers.insert(oms_runtime::deadline::DEADLINE_HEADER, deadline.as_str());
     let request = async_nats::Request::new()
         .payload(payload)
-        .headers(headers.clone())
+        .headers(headers)
         .timeout(Some(timeout));
     client
         .send_request(subject.to_string(), request)

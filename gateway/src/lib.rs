@@ -171,7 +171,7 @@ impl Gateway {
             }
             Target::Health => health::healthz(),
             Target::Ready => health::readyz(self).await,
-            Target::Metrics => self.metrics_page(),
+            Target::Metrics => self.metrics_page().await,
             Target::OpenApi => respond::json(StatusCode::OK, self.openapi.clone()),
         }
     }
@@ -221,14 +221,47 @@ impl Gateway {
         authenticated.map_err(|rejection| Box::new(auth::unauthorized(&rejection)))
     }
 
+    /// Bytes and limits of the system's streams, and what waits in the
+    /// dead-letter stream, as JetStream reports them now.
+    async fn store_metrics(&self, client: &async_nats::Client, nats: &mut metrics::Nats) {
+        use oms_runtime::consumer::DLQ_STREAM;
+        let js = async_nats::jetstream::new(client.clone());
+        let bucket = format!("KV_{}", self.config.bucket);
+        for name in [bucket.as_str(), "OMS_EVENTS", DLQ_STREAM] {
+            let Ok(mut stream) = js.get_stream(name).await else {
+                continue;
+            };
+            let Ok(info) = stream.info().await else {
+                continue;
+            };
+            nats.streams
+                .push((name.to_string(), info.state.bytes, info.config.max_bytes));
+            if name == DLQ_STREAM {
+                nats.dead_letters_total = Some(info.state.last_sequence);
+            }
+        }
+        if nats.dead_letters_total.is_some() {
+            if let Ok(stream) = js.get_stream(DLQ_STREAM).await {
+                if let Ok(mut subjects) = stream.info_with_subjects("dlq.>").await {
+                    while let Some(Ok((subject, count))) =
+                        futures::StreamExt::next(&mut subjects).await
+                    {
+                        nats.dead_letters.push((subject, count as u64));
+                    }
+                }
+            }
+            nats.dead_letters.sort();
+        }
+    }
+
     /// Seconds to wait when `key` has no token left.
     fn over_limit(&self, key: &str) -> Option<u64> {
         self.limiter.as_ref()?.take(key).err()
     }
 
-    fn metrics_page(&self) -> Response<Body> {
+    async fn metrics_page(&self) -> Response<Body> {
         let client = self.nats();
-        let nats = metrics::Nats {
+        let mut nats = metrics::Nats {
             connected: client
                 .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected),
             // The client's own count of established connections, less the first.
@@ -240,7 +273,13 @@ impl Gateway {
                         .saturating_sub(1)
                 })
                 .unwrap_or(0),
+            ..Default::default()
         };
+        if let Some(client) = client.filter(|_| nats.connected) {
+            // Bounded: the page answers even when JetStream does not.
+            let store = self.store_metrics(client, &mut nats);
+            let _ = tokio::time::timeout(Duration::from_secs(1), store).await;
+        }
         respond::with_type(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",

@@ -44,9 +44,17 @@ impl Drop for InFlight<'_> {
 }
 
 /// Facts the metrics page reports that the gateway does not count itself.
+#[derive(Default)]
 pub struct Nats {
     pub connected: bool,
     pub reconnects: u64,
+    /// Per stream (the bucket's, `OMS_EVENTS`, `OMS_DLQ`): bytes stored and
+    /// the limit (-1: none), as JetStream reports them.
+    pub streams: Vec<(String, u64, i64)>,
+    /// Messages waiting in `OMS_DLQ` per subject (`dlq.<stream>.<consumer>`),
+    /// and how many were ever stored there (its last sequence).
+    pub dead_letters: Vec<(String, u64)>,
+    pub dead_letters_total: Option<u64>,
 }
 
 impl Metrics {
@@ -141,6 +149,49 @@ impl Metrics {
             "Times the NATS connection was re-established.",
             nats.reconnects as i64,
         );
+        if !nats.streams.is_empty() {
+            out.push_str(
+                "# HELP oms_stream_bytes Bytes stored in a JetStream stream of the system.
+# TYPE oms_stream_bytes gauge
+",
+            );
+            for (stream, bytes, _) in &nats.streams {
+                let _ = writeln!(
+                    out,
+                    "oms_stream_bytes{{stream=\"{}\"}} {bytes}",
+                    escape(stream)
+                );
+            }
+            out.push_str("# HELP oms_stream_max_bytes The stream's byte limit (-1: none); writes past it get 507.
+# TYPE oms_stream_max_bytes gauge
+");
+            for (stream, _, max) in &nats.streams {
+                let _ = writeln!(
+                    out,
+                    "oms_stream_max_bytes{{stream=\"{}\"}} {max}",
+                    escape(stream)
+                );
+            }
+        }
+        if let Some(total) = nats.dead_letters_total {
+            out.push_str("# HELP oms_dead_letters Messages waiting in OMS_DLQ, by subject (dlq.<stream>.<consumer>).
+# TYPE oms_dead_letters gauge
+");
+            for (subject, count) in &nats.dead_letters {
+                let _ = writeln!(
+                    out,
+                    "oms_dead_letters{{subject=\"{}\"}} {count}",
+                    escape(subject)
+                );
+            }
+            gauge(
+                &mut out,
+                "oms_dead_letters_total",
+                "counter",
+                "Messages ever stored in OMS_DLQ.",
+                total as i64,
+            );
+        }
         out
     }
 }
@@ -192,6 +243,9 @@ mod tests {
         let page = metrics.render(Nats {
             connected: true,
             reconnects: 2,
+            streams: vec![("KV_oms".into(), 1234, 300_000)],
+            dead_letters: vec![("dlq.KV_oms.inventory-holds".into(), 1)],
+            dead_letters_total: Some(3),
         });
         let line = |prefix: &str| {
             page.lines()
@@ -211,5 +265,11 @@ mod tests {
             line("gateway_nats_reconnects_total "),
             "gateway_nats_reconnects_total 2"
         );
+        assert_eq!(
+            line("oms_stream_max_bytes{"),
+            "oms_stream_max_bytes{stream=\"KV_oms\"} 300000"
+        );
+        assert!(line("oms_dead_letters{subject=\"dlq.KV_oms.inventory-holds\"}").ends_with(" 1"));
+        assert_eq!(line("oms_dead_letters_total "), "oms_dead_letters_total 3");
     }
 }

@@ -2,7 +2,7 @@
 //! `GATEWAY_TLS_KEY`), with certificates made by `scripts/tls.sh` as
 //! `just up --tls` makes them: requests are answered over HTTP/1.1 and
 //! HTTP/2 (ALPN), plain HTTP to the HTTPS port gets nothing, and the
-//! connection limits of §10.4 hold with the TLS handshake inside the head
+//! connection limits hold with the TLS handshake inside the head
 //! deadline.
 
 mod common;

@@ -17,10 +17,19 @@
 //! an acknowledgement; if its sequence is the expected one, the whole chunk
 //! is stored. A crash anywhere leaves a stored prefix; the next start
 //! continues after it.
+//!
+//! A revision that cannot be derived (a value that is not what the keys
+//! hold, e.g. a malformed order) must neither stop the chain for ever nor
+//! vanish: it goes to `OMS_DLQ` under `dlq.<bucket stream>.<target stream>`
+//! with the reason, and the chain goes on without it. It is stored before
+//! the chunk it belongs to, so a crash can store it twice (the DLQ drops a
+//! repeat within its duplicate window) but never lose it. Writing a correct
+//! value under the key is the replay: that new revision is derived.
 
 use async_nats::header::{self, HeaderMap};
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
+use oms_runtime::consumer::{dead_letter, DeadLetter};
 use oms_runtime::{fault, Start, Store};
 
 /// The header naming the bucket revision a derived message came from.
@@ -41,8 +50,9 @@ pub struct Derivation {
     /// The stream derived messages go to.
     pub stream: &'static str,
     /// The message a revision stands for; `None` for revisions that stand
-    /// for none (deletes).
-    pub derive: fn(&kv::Entry) -> Option<Derived>,
+    /// for none (deletes); an error (the reason) for one that cannot be
+    /// derived, which is dead-lettered.
+    pub derive: fn(&kv::Entry) -> Result<Option<Derived>, String>,
 }
 
 /// Derives for ever, resuming after the last stored message whenever the
@@ -80,10 +90,14 @@ async fn derive(
     );
     let (mut chunks, _) = store.changes(derivation.pattern, start).await?;
     while let Some(chunk) = chunks.next().await {
-        let messages: Vec<_> = chunk?
-            .iter()
-            .filter_map(|entry| Some(((derivation.derive)(entry)?, entry.revision)))
-            .collect();
+        let mut messages = Vec::new();
+        for entry in chunk? {
+            match (derivation.derive)(&entry) {
+                Ok(Some(message)) => messages.push((message, entry.revision)),
+                Ok(None) => {}
+                Err(reason) => bury(store, derivation, &entry, &reason).await?,
+            }
+        }
         fault::point("derive.received").await;
         let Some(count) = u64::try_from(messages.len()).ok().filter(|n| *n > 0) else {
             continue;
@@ -128,6 +142,29 @@ async fn derive(
         fault::point("derive.published").await;
     }
     Ok(())
+}
+
+/// Stores a revision that cannot be derived in `OMS_DLQ`.
+async fn bury(
+    store: &Store,
+    derivation: &Derivation,
+    entry: &kv::Entry,
+    reason: &str,
+) -> Result<(), String> {
+    let stream = store.stream_name();
+    let subject = format!("$KV.{}.{}", store.bucket, entry.key);
+    let letter = DeadLetter {
+        stream: &stream,
+        consumer: derivation.stream,
+        subject: &subject,
+        sequence: entry.revision,
+        deliveries: 1,
+        reason,
+        payload: entry.value.clone(),
+    };
+    dead_letter(store.jetstream(), letter)
+        .await
+        .map_err(|e| format!("dead letter for {} not stored: {e}", entry.key))
 }
 
 /// The target stream's last sequence, and the bucket revision of the last

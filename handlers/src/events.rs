@@ -52,10 +52,17 @@ pub fn message_id(order_id: &str, revision: u64) -> String {
     format!("{order_id}:{revision}")
 }
 
-/// Creates `OMS_EVENTS` if missing; safe from any number of processes.
+/// Creates `OMS_EVENTS` if missing and sets its byte limit
+/// (`OMS_EVENTS_MAX_BYTES`); safe from any number of processes.
+///
+/// At the limit the oldest events go (discard old): the stream is a
+/// bounded history for late subscribers, and deriving never stops because
+/// it is full. A durable subscriber that falls further behind than the
+/// limit misses the events dropped meanwhile.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     replicas: usize,
+    max_bytes: i64,
 ) -> Result<(), async_nats::Error> {
     js.get_or_create_stream(stream::Config {
         name: STREAM.into(),
@@ -63,8 +70,11 @@ pub async fn ensure_stream(
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(120),
         num_replicas: replicas,
+        max_bytes,
+        discard: stream::DiscardPolicy::Old,
         ..Default::default()
     })
     .await?;
+    oms_runtime::store::limit_stream(js, STREAM, max_bytes, stream::DiscardPolicy::Old).await?;
     Ok(())
 }

@@ -16,11 +16,17 @@
 //!   accepted change or none.
 //! - One state change, one write: an order and the stock it moves are keys
 //!   of the same batch, so they never disagree, not even for a moment.
+//! - No work for a caller that stopped waiting: a request whose deadline
+//!   (`Oms-Deadline`) has passed is refused with 504 when it is decided,
+//!   and checked again right before the batch is written; if it passed
+//!   meanwhile, the group is decided again without it. So a caller told 504
+//!   by its deadline finds nothing written for it afterwards (but for a
+//!   batch already on its way at that moment).
 
 use crate::model::{order_key, product_key, reservation_key};
 use futures::future::try_join_all;
 use oms_contract::{Order, Product, Reservation};
-use oms_runtime::{fault, time, Problem, Store, StoreError, Write};
+use oms_runtime::{fault, time, Deadline, Problem, Store, StoreError, Write};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -234,7 +240,15 @@ type Outcome<Rep> = Result<Rep, Problem>;
 
 struct Waiting<Req, Rep> {
     request: Req,
+    deadline: Option<Deadline>,
     reply: oneshot::Sender<Outcome<Rep>>,
+}
+
+/// A request of a group with its deadline.
+type Asked<'a, Req> = (&'a Req, Option<Deadline>);
+
+fn passed(deadline: Option<Deadline>) -> bool {
+    deadline.is_some_and(Deadline::passed)
 }
 
 struct Queue<Req, Rep> {
@@ -267,12 +281,21 @@ where
         })
     }
 
-    /// Queues `request` for the next group and waits for its outcome.
-    pub async fn submit(self: &Arc<Self>, request: Req) -> Outcome<Rep> {
+    /// Queues `request` for the next group and waits for its outcome;
+    /// nothing is written for it once `deadline` has passed.
+    pub async fn submit(
+        self: &Arc<Self>,
+        request: Req,
+        deadline: Option<Deadline>,
+    ) -> Outcome<Rep> {
         let (reply, outcome) = oneshot::channel();
         let start = {
             let mut queue = self.queue.lock().unwrap();
-            queue.waiting.push(Waiting { request, reply });
+            queue.waiting.push(Waiting {
+                request,
+                deadline,
+                reply,
+            });
             !std::mem::replace(&mut queue.running, true)
         };
         if start {
@@ -304,7 +327,7 @@ where
                     .max(1);
                 queue.waiting.drain(..take).collect()
             };
-            let requests: Vec<_> = group.iter().map(|w| &w.request).collect();
+            let requests: Vec<_> = group.iter().map(|w| (&w.request, w.deadline)).collect();
             let started = Instant::now();
             let outcomes = self.commit(&requests).await;
             tracing::debug!(
@@ -328,11 +351,15 @@ where
     /// Decides and writes a group, again from fresh reads whenever another
     /// writer moved one of its keys first.
     /// `None`: the request did not fit into the batch and waits for the next.
-    async fn commit(&self, requests: &[&Req]) -> Vec<Option<Outcome<Rep>>> {
+    async fn commit(&self, requests: &[Asked<'_, Req>]) -> Vec<Option<Outcome<Rep>>> {
         let started = Instant::now();
+        let mut first = true;
         for attempt in 0u32.. {
-            match self.attempt(requests, attempt == 0).await {
+            match self.attempt(requests, std::mem::take(&mut first)).await {
                 Ok(outcomes) => return outcomes,
+                // Decided again at once: this time without whoever's
+                // deadline passed.
+                Err(Lost::Expired) => {}
                 Err(Lost::Race) if started.elapsed() < RETRY_FOR => {
                     let jitter = u64::from(nuid::next().as_bytes()[0]) % 50;
                     let pause = 20 * u64::from(attempt.min(25)) + jitter;
@@ -340,7 +367,7 @@ where
                 }
                 Err(lost) => {
                     let problem = match lost {
-                        Lost::Race => Problem::from(StoreError::Conflict),
+                        Lost::Race | Lost::Expired => Problem::from(StoreError::Conflict),
                         Lost::Failed(problem) => problem,
                     };
                     return requests
@@ -355,14 +382,15 @@ where
 
     async fn attempt(
         &self,
-        requests: &[&Req],
+        requests: &[Asked<'_, Req>],
         first: bool,
     ) -> Result<Vec<Option<Outcome<Rep>>>, Lost> {
         let mut books = Books::default();
         for _ in 0..MAX_READ_ROUNDS {
             let mut missing: Vec<Read> = requests
                 .iter()
-                .flat_map(|r| (self.reads)(&books, r))
+                .filter(|(_, deadline)| !passed(*deadline))
+                .flat_map(|(r, _)| (self.reads)(&books, r))
                 .filter(|read| !books.has(&read.key))
                 .collect();
             if missing.is_empty() {
@@ -374,12 +402,21 @@ where
         }
         let now = time::now();
         let mut outcomes = Vec::with_capacity(requests.len());
-        for request in requests {
+        // The deadlines of the requests whose changes are in the batch.
+        let mut writing = Vec::new();
+        for (request, deadline) in requests {
+            if passed(*deadline) {
+                outcomes.push(Some(Err(Deadline::passed_problem("it was decided"))));
+                continue;
+            }
             match (self.decide)(&books, request, &now) {
                 // The first request of a group always fits: one request
                 // writes at most 100 products and its order.
                 Decision::Accept(_, changes) if books.would_write(&changes) > MAX_BATCH => break,
                 Decision::Accept(reply, changes) => {
+                    if !changes.is_empty() {
+                        writing.extend(*deadline);
+                    }
                     books.apply(changes);
                     outcomes.push(Some(Ok(reply)));
                 }
@@ -394,6 +431,9 @@ where
             return Ok(outcomes);
         }
         fault::point("group.before-write").await;
+        if writing.into_iter().any(Deadline::passed) {
+            return Err(Lost::Expired);
+        }
         match self.store.apply(&writes).await {
             Ok(_) => {}
             Err(StoreError::Conflict) => return Err(Lost::Race),
@@ -408,6 +448,8 @@ where
 enum Lost {
     /// Another writer moved a key first: read again, decide again.
     Race,
+    /// A request's deadline passed before the write: decide again.
+    Expired,
     Failed(Problem),
 }
 

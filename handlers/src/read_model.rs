@@ -40,6 +40,52 @@ impl RawPage {
     }
 }
 
+/// Room kept in a reply for what is not items: the headers, the braces,
+/// `nextCursor`.
+const REPLY_HEADROOM: usize = 4096;
+
+/// The bytes of items a page may hold so that its reply stays within the
+/// server's `max_payload`: a page ends before it would pass
+/// them, whatever `limit` says, and its cursor goes on from there.
+pub fn page_bytes(client: &async_nats::Client) -> usize {
+    client
+        .server_info()
+        .max_payload
+        .saturating_sub(REPLY_HEADROOM)
+        .max(1)
+}
+
+/// Counts what a page holds against both of its bounds.
+struct Fill {
+    items: usize,
+    bytes: usize,
+    limit: usize,
+    max_bytes: usize,
+}
+
+impl Fill {
+    fn new(limit: usize, max_bytes: usize) -> Fill {
+        Fill {
+            items: 0,
+            bytes: 0,
+            limit,
+            max_bytes,
+        }
+    }
+
+    /// Takes one more item of `len` bytes if it fits; the first one always
+    /// does (a page is never empty while there is more).
+    fn take(&mut self, len: usize) -> bool {
+        let bytes = self.bytes + len + 1; // and a comma
+        if self.items == self.limit || (self.items > 0 && bytes > self.max_bytes) {
+            return false;
+        }
+        self.items += 1;
+        self.bytes = bytes;
+        true
+    }
+}
+
 /// The fields an order is indexed by, borrowed from its stored JSON: an
 /// index rebuild parses every order, and needs nothing else of it.
 #[derive(serde::Deserialize)]
@@ -162,9 +208,14 @@ impl Mirror {
         mirror
     }
 
-    /// Up to `limit` values with keys after `cursor`, and the cursor of the
-    /// next page when there is one.
-    pub fn page(&self, cursor: Option<&str>, limit: usize) -> Result<RawPage, Problem> {
+    /// Up to `limit` values (and `max_bytes` of them) with keys after
+    /// `cursor`, and the cursor of the next page when there is one.
+    pub fn page(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<RawPage, Problem> {
         let range = match cursor {
             Some(after) => self.tree.range::<&[u8], _>((
                 std::ops::Bound::Excluded(after.as_bytes()),
@@ -174,9 +225,10 @@ impl Mirror {
         };
         let mut values = Vec::with_capacity(limit.min(1000));
         let mut last_key = None;
+        let mut fill = Fill::new(limit, max_bytes);
         for row in range {
             let (key, value) = row.map_err(Problem::internal)?;
-            if values.len() == limit {
+            if !fill.take(value.len()) {
                 return Ok(RawPage::new(values, last_key));
             }
             values.push(raw(&value)?);
@@ -281,13 +333,14 @@ impl OrderIndex {
         self.by_customer.apply_batch(by_customer)
     }
 
-    /// Up to `limit` orders older than `cursor`, newest first, and the
-    /// cursor of the next page when there is one.
+    /// Up to `limit` orders (and `max_bytes` of them) older than `cursor`,
+    /// newest first, and the cursor of the next page when there is one.
     pub fn page(
         &self,
         filter: &OrderFilter,
         cursor: Option<&str>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<RawPage, Problem> {
         let (tree, prefix) = match (filter.customer_id, filter.status) {
             (Some(customer), _) => (&self.by_customer, format!("{customer}\0")),
@@ -304,6 +357,7 @@ impl OrderIndex {
         };
         let mut orders = Vec::with_capacity(limit.min(1000));
         let mut last = None;
+        let mut fill = Fill::new(limit, max_bytes);
         for row in rows {
             let (key, id) = row.map_err(Problem::internal)?;
             let Some(json) = self.orders.get(&id).map_err(Problem::internal)? else {
@@ -313,12 +367,29 @@ impl OrderIndex {
             if filter.status.is_some_and(|s| s != order.status) {
                 continue; // a stale status entry, or a customer page filtered by status
             }
-            if orders.len() == limit {
+            if !fill.take(json.len()) {
                 return Ok(RawPage::new(orders, last));
             }
             orders.push(raw(&json)?);
             last = Some(String::from_utf8_lossy(&key[prefix.len()..]).into_owned());
         }
         Ok(RawPage::new(orders, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fill;
+
+    #[test]
+    fn a_page_ends_at_its_limit_or_before_its_bytes() {
+        let mut by_count = Fill::new(2, 1000);
+        assert!(by_count.take(10) && by_count.take(10) && !by_count.take(10));
+        let mut by_bytes = Fill::new(100, 25);
+        assert!(by_bytes.take(10) && by_bytes.take(10)); // 22 bytes with commas
+        assert!(!by_bytes.take(10), "33 bytes would pass 25");
+        let mut huge = Fill::new(100, 25);
+        assert!(huge.take(500), "a first item is always taken");
+        assert!(!huge.take(1));
     }
 }

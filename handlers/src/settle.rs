@@ -49,7 +49,7 @@ pub fn serve(
     };
     let settle = |ctx: oms_runtime::Ctx<std::sync::Arc<Settles>>, request| async move {
         ctx.staff_only()?;
-        ctx.state.submit(request).await
+        ctx.state.submit(request, ctx.deadline).await
     };
     oms_runtime::run_with(op, group, settle)
 }

@@ -31,10 +31,36 @@ pub struct Config {
     pub gateway_addr: String,
     /// How long the gateway (and callers inside handlers) wait for a reply.
     pub request_timeout: Duration,
+    /// Byte limits that `oms-init` sets on the bucket's stream
+    /// (`OMS_BUCKET_MAX_BYTES`, 1 GiB), `OMS_EVENTS` (`OMS_EVENTS_MAX_BYTES`,
+    /// 1 GiB) and `OMS_LEDGER` (`OMS_LEDGER_MAX_BYTES`, 1 GiB).
+    pub bucket_max_bytes: i64,
+    pub events_max_bytes: i64,
+    pub ledger_max_bytes: i64,
+    /// Deliveries of a consumer message before it goes to `OMS_DLQ`
+    /// (`OMS_MAX_DELIVER`, 5).
+    pub max_deliver: i64,
 }
 
 /// The longest any duration setting may be: a day.
 const DAY: f64 = 86_400.0;
+const GIB: i64 = 1 << 30;
+
+/// A byte limit, 1 GiB when unset; a number that may end in `KiB`, `MiB`
+/// or `GiB` (`OMS_BUCKET_MAX_BYTES=512MiB`).
+fn bytes(env: &Env, name: &str) -> Result<i64, ConfigError> {
+    let expected = "a positive number of bytes, which may end in KiB, MiB or GiB";
+    Ok(env.parsed(name, expected, parse_bytes)?.unwrap_or(GIB))
+}
+
+fn parse_bytes(value: &str) -> Option<i64> {
+    let (digits, unit) = [("GiB", 1i64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+        .into_iter()
+        .find_map(|(suffix, unit)| Some((value.strip_suffix(suffix)?, unit)))
+        .unwrap_or((value, 1));
+    let number: i64 = digits.trim().parse().ok()?;
+    number.checked_mul(unit).filter(|n| *n > 0)
+}
 
 impl Config {
     /// The process environment's settings, or the first malformed one.
@@ -86,6 +112,10 @@ impl Config {
             hold_ttl: env.seconds("OMS_HOLD_TTL", 60.0, DAY)?,
             gateway_addr,
             request_timeout: env.seconds("OMS_REQUEST_TIMEOUT", 5.0, 600.0)?,
+            bucket_max_bytes: bytes(env, "OMS_BUCKET_MAX_BYTES")?,
+            events_max_bytes: bytes(env, "OMS_EVENTS_MAX_BYTES")?,
+            ledger_max_bytes: bytes(env, "OMS_LEDGER_MAX_BYTES")?,
+            max_deliver: env.whole("OMS_MAX_DELIVER", 5, 1, 1_000)? as i64,
         })
     }
 }
@@ -102,6 +132,18 @@ mod tests {
         assert_eq!(config.hold_ttl, Duration::from_secs(60));
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert_eq!(config.gateway_addr, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn byte_limits_are_positive_numbers_with_an_optional_unit() {
+        assert_eq!(parse_bytes("300000"), Some(300_000));
+        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("2 GiB"), Some(2 << 30));
+        for bad in ["", "0", "-1", "1GB", "lots", "9223372036854775807GiB"] {
+            assert_eq!(parse_bytes(bad), None, "{bad}");
+        }
+        let config = Config::read(&Env::table(&[])).unwrap();
+        assert_eq!((config.bucket_max_bytes, config.max_deliver), (GIB, 5));
     }
 
     #[test]
@@ -125,6 +167,8 @@ mod tests {
             ("OMS_HOLD_TTL", "-5"),
             ("GATEWAY_ADDR", "localhost"),
             ("OMS_REQUEST_TIMEOUT", "5s"),
+            ("OMS_BUCKET_MAX_BYTES", "1GB"),
+            ("OMS_MAX_DELIVER", "0"),
         ] {
             let err = Config::read(&Env::table(&[(name, value)])).unwrap_err();
             assert_eq!((err.variable.as_str(), err.found.as_str()), (name, value));

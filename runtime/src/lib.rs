@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config;
 pub mod connect;
 pub mod consumer;
+pub mod deadline;
 pub mod drain;
 pub mod env;
 pub mod fault;
@@ -19,6 +20,7 @@ pub mod store;
 pub mod time;
 
 pub use config::Config;
+pub use deadline::Deadline;
 pub use env::{ConfigError, Env};
 pub use oms_contract as contract;
 pub use oms_contract::{Answer, Operation, Spec};
@@ -46,6 +48,8 @@ pub struct Ctx<S = ()> {
     pub traceparent: Option<String>,
     /// Who asked, when the gateway says (see [`principal`]).
     pub principal: Option<Principal>,
+    /// When the caller stops waiting, if it said (see [`deadline`]).
+    pub deadline: Option<Deadline>,
 }
 
 impl<S> std::ops::Deref for Ctx<S> {
@@ -73,12 +77,17 @@ impl<S> Ctx<S> {
         }
     }
 
-    /// Headers that carry this request's identity to a downstream call.
+    /// Headers that carry this request's identity to a downstream call,
+    /// and its deadline, a little earlier (the reply needs time too).
     pub fn trace_headers(&self) -> async_nats::HeaderMap {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(service::REQUEST_ID, self.request_id.as_str());
         if let Some(tp) = &self.traceparent {
             headers.insert(service::TRACEPARENT, tp.as_str());
+        }
+        if let Some(deadline) = self.deadline {
+            let value = deadline.for_call().header_value();
+            headers.insert(deadline::DEADLINE_HEADER, value.as_str());
         }
         headers
     }
@@ -87,6 +96,8 @@ impl<S> Ctx<S> {
 /// How one operation calls another: 5 s per attempt, 3 attempts, retried
 /// only when nothing answered (no responders, or a timeout), as the
 /// original system's clients did. Only idempotent operations are called.
+/// A deadline in the headers (`Oms-Deadline`) bounds all of it: no attempt
+/// waits past it, none starts after it.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const CALL_ATTEMPTS: u32 = 3;
 
@@ -112,12 +123,22 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     use async_nats::client::RequestErrorKind;
     let subject = op.subject();
     let payload = bytes::Bytes::from(serde_json::to_vec(request).map_err(Problem::internal)?);
+    let deadline = Deadline::from_headers(Some(&headers))?;
     let mut last = Problem::unavailable(format!("{subject} did not answer"));
     for attempt in 1..=CALL_ATTEMPTS {
+        let timeout = match deadline {
+            Some(deadline) if deadline.passed() => {
+                return Err(Problem::timeout(format!(
+                    "{subject} did not answer before the deadline"
+                )))
+            }
+            Some(deadline) => deadline.remaining().min(CALL_TIMEOUT),
+            None => CALL_TIMEOUT,
+        };
         let request = async_nats::Request::new()
             .payload(payload.clone())
             .headers(headers.clone())
-            .timeout(Some(CALL_TIMEOUT));
+            .timeout(Some(timeout));
         match client.send_request(subject.clone(), request).await {
             Ok(reply) => return problem::from_reply(&reply),
             Err(err) => {
@@ -132,8 +153,9 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
                 };
                 tracing::warn!(attempt, error = %err, %subject, "call failed");
                 if err.kind() == RequestErrorKind::NoResponders {
-                    let pause = 200 * u64::from(attempt);
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    let pause = std::time::Duration::from_millis(200 * u64::from(attempt));
+                    let pause = deadline.map_or(pause, |d| pause.min(d.remaining()));
+                    tokio::time::sleep(pause).await;
                 }
             }
         }

@@ -68,6 +68,8 @@ pub const JOBS: &[Job] = &[
             "events.>",
             "$JS.API.STREAM.INFO.OMS_EVENTS",
             "$JS.API.STREAM.MSG.GET.OMS_EVENTS",
+            // An order revision that cannot be an event (derive.rs).
+            "dlq.KV_oms.OMS_EVENTS",
         ],
     },
     Job {
@@ -83,6 +85,7 @@ pub const JOBS: &[Job] = &[
             "$JS.API.CONSUMER.DURABLE.CREATE.KV_oms.inventory-holds",
             "$JS.API.CONSUMER.MSG.NEXT.KV_oms.inventory-holds",
             "$JS.ACK.KV_oms.inventory-holds.>",
+            "dlq.KV_oms.inventory-holds",
         ],
     },
 ];
@@ -148,6 +151,10 @@ pub fn permissions(user: &str) -> Option<(Vec<String>, Vec<String>)> {
             .map(|op| op.subject())
             .collect();
         publish.extend(["$SRV.PING".into(), "$SRV.PING.>".into()]);
+        // `/metrics`: the streams' bytes and limits, the dead letters.
+        publish.extend(
+            ["KV_oms", "OMS_EVENTS", "OMS_DLQ"].map(|s| format!("$JS.API.STREAM.INFO.{s}")),
+        );
         return Some((publish, vec![inbox]));
     }
     if user == INIT {

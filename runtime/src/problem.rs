@@ -94,6 +94,11 @@ impl Problem {
         Problem::new(504, "timeout", "Timed out", detail)
     }
 
+    /// 507: the store refused a write because it is full.
+    pub fn storage_full(detail: impl Into<String>) -> Self {
+        Problem::new(507, "storage-full", "Insufficient storage", detail)
+    }
+
     /// An unexpected failure. The detail is logged, never sent: no internals
     /// leak to callers.
     pub fn internal(detail: impl std::fmt::Display) -> Self {

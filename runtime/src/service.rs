@@ -213,14 +213,20 @@ async fn handle<S, Req, Resp, F, Fut>(
     let traceparent = header(TRACEPARENT);
     let span = tracing::info_span!("request", subject = %message.subject, request_id = %request_id, traceparent = traceparent.as_deref().unwrap_or(""));
     let client = app.client.clone();
+    let deadline = crate::Deadline::from_headers(headers);
     let ctx = Ctx {
         app,
         state,
         request_id: request_id.clone(),
         traceparent,
         principal: crate::Principal::from_headers(headers),
+        deadline: deadline.clone().ok().flatten(),
     };
     let result = async {
+        // Work whose caller has stopped waiting is not started.
+        if deadline?.is_some_and(crate::Deadline::passed) {
+            return Err(crate::Deadline::passed_problem("the work began"));
+        }
         let request = parse::<Req>(schema, &message.payload)?;
         let response = handler(ctx, request).await?;
         serde_json::to_vec(&response).map_err(Problem::internal)

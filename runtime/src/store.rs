@@ -29,6 +29,9 @@ const BATCHES_AT_ONCE: usize = 4;
 pub enum StoreError {
     /// Some key's revision was not the expected one: re-read and retry.
     Conflict,
+    /// The stream refused the write because it is at its byte limit (or the
+    /// server's storage is exhausted): nothing was written.
+    Full(String),
     /// NATS or JetStream did not do what was asked.
     Unavailable(String),
 }
@@ -40,12 +43,66 @@ impl From<StoreError> for Problem {
                 "concurrent-update",
                 "a concurrent update won; read again and retry",
             ),
+            StoreError::Full(_) => {
+                Problem::storage_full("the store is full: nothing was written; reads still work")
+            }
             StoreError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
                 Problem::unavailable("the store is unavailable")
             }
         }
     }
+}
+
+/// JetStream's answers for "no room": the stream's `max_bytes` with
+/// discard-new (10077 "maximum bytes exceeded"), the server's or the
+/// account's storage exhausted (10023, 10002).
+const FULL: [u64; 3] = [10077, 10023, 10002];
+
+/// Whether a JetStream error (anywhere in its chain) says the store is full.
+pub fn is_full(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(js) = err.downcast_ref::<jetstream::Error>() {
+            return FULL.contains(&js.error_code().0);
+        }
+        next = err.source();
+    }
+    let text = err.to_string();
+    text.contains("maximum bytes exceeded") || text.contains("insufficient resources")
+}
+
+/// Sets a stream's byte limit and what happens at it, if they differ: the
+/// one place `oms-init` applies `OMS_*_MAX_BYTES` (the bucket, `OMS_EVENTS`,
+/// `OMS_DLQ`, and `OMS_LEDGER` where that stream is made).
+/// `DiscardPolicy::New` refuses writes at the limit (nothing old is lost);
+/// `Old` drops the oldest messages to make room.
+pub async fn limit_stream(
+    js: &jetstream::Context,
+    name: &str,
+    max_bytes: i64,
+    discard: jetstream::stream::DiscardPolicy,
+) -> Result<(), String> {
+    let mut stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+    let current = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .config
+        .clone();
+    if current.max_bytes == max_bytes && current.discard == discard {
+        return Ok(());
+    }
+    let wanted = jetstream::stream::Config {
+        max_bytes,
+        discard,
+        ..current
+    };
+    js.update_stream(wanted)
+        .await
+        .map_err(|e| format!("cannot limit {name} to {max_bytes} bytes: {e}"))?;
+    tracing::info!(stream = name, max_bytes, ?discard, "stream limit set");
+    Ok(())
 }
 
 /// Where [`Store::changes`] begins.
@@ -124,6 +181,7 @@ impl Store {
                     storage: jetstream::stream::StorageType::File,
                     num_replicas: config.replicas,
                     limit_markers: Some(Duration::from_secs(1)),
+                    max_bytes: config.bucket_max_bytes,
                     ..Default::default()
                 })
                 .await;
@@ -154,7 +212,15 @@ impl Store {
         if wanted != current {
             js.update_stream(wanted).await.map_err(|e| e.to_string())?;
         }
-        Ok(())
+        // At the limit a write is refused (507), never an old revision
+        // dropped: KV buckets discard new, and this keeps it so.
+        limit_stream(
+            js,
+            &format!("KV_{bucket}"),
+            config.bucket_max_bytes,
+            jetstream::stream::DiscardPolicy::New,
+        )
+        .await
     }
 
     /// Opens the bucket `oms-init` made; an error (retried by the caller)
@@ -452,6 +518,10 @@ impl Store {
                         return Err(StoreError::Conflict);
                     }
                     Err(err) if is_conflict(&err.to_string()) => return Err(StoreError::Conflict),
+                    Err(err) if is_full(&err) => {
+                        tracing::warn!(error = %err, writes = writes.len(), bucket = %self.bucket, "store full: write refused, nothing written");
+                        return Err(StoreError::Full(err.to_string()));
+                    }
                     // Too many open batches on the stream (10210): back off.
                     Err(err)
                         if err.to_string().contains("10210")

@@ -7,6 +7,13 @@
 //! `inventory.release`, naming the revision it saw — a hold settled or
 //! changed meanwhile is left alone (409). Orders need none of this: an
 //! order holds its own stock and its status says where the stock is.
+//!
+//! A release that keeps failing is retried with a doubling pause; after
+//! `OMS_MAX_DELIVER` deliveries (the first one, waiting out the hold, counts)
+//! the hold goes to `OMS_DLQ` (`dlq.KV_oms.inventory-holds`), as does a
+//! `reservation.*` value that is not a hold. Replaying one (README, Limits)
+//! writes the same value again expecting the revision it had, so it comes
+//! here once more, and only if the key has not changed since.
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::Message;
@@ -35,20 +42,32 @@ fn main() {
         };
         let js = app.store.jetstream().clone();
         let stream = app.store.stream_name();
-        consume(&js, &stream, config, HOLDS_AT_ONCE, |message| {
-            let app = app.clone();
-            async move {
-                let ack = check_hold(&app, &message).await;
-                (message, ack)
-            }
-        })
+        let max_deliver = app.config.max_deliver;
+        consume(
+            &js,
+            &stream,
+            config,
+            HOLDS_AT_ONCE,
+            max_deliver,
+            |message| {
+                let app = app.clone();
+                async move {
+                    let ack = check_hold(&app, &message).await;
+                    (message, ack)
+                }
+            },
+        )
         .await
     })
 }
 
 async fn check_hold(app: &Arc<App>, message: &Message) -> Ack {
-    let Ok(seen) = serde_json::from_slice::<Reservation>(&message.payload) else {
+    if message.payload.is_empty() {
         return Ack::Done; // a delete marker: nothing held
+    }
+    let seen = match serde_json::from_slice::<Reservation>(&message.payload) {
+        Ok(seen) => seen,
+        Err(err) => return Ack::Dead(format!("not a hold: {err}")),
     };
     if seen.state != ReservationState::Held {
         return Ack::Done;
@@ -57,11 +76,13 @@ async fn check_hold(app: &Arc<App>, message: &Message) -> Ack {
     let expires = published_nanos(message) + app.config.hold_ttl.as_nanos() as i128;
     if now < expires {
         let wait = Duration::from_nanos((expires - now) as u64);
-        return Ack::Retry(wait + Duration::from_millis(10));
+        return Ack::Wait(wait + Duration::from_millis(10));
     }
     let Ok(info) = message.info() else {
-        return Ack::Retry(RETRY);
+        return Ack::Wait(RETRY);
     };
+    // 1 s, 2 s, 4 s, ... after each failed delivery, at most a minute.
+    let pause = RETRY * 2u32.pow(info.delivered.clamp(1, 7) as u32 - 1);
     let release = SettleRequest {
         order_id: seen.order_id.clone(),
         expected_revision: Some(info.stream_sequence),
@@ -81,10 +102,7 @@ async fn check_hold(app: &Arc<App>, message: &Message) -> Ack {
             tracing::debug!(order_id = %seen.order_id, %problem, "hold not released");
             Ack::Done
         }
-        Err(problem) => {
-            tracing::warn!(order_id = %seen.order_id, %problem, "release failed; will retry");
-            Ack::Retry(RETRY)
-        }
+        Err(problem) => Ack::Retry(pause.min(Duration::from_secs(60)), problem.to_string()),
     }
 }
 

@@ -40,7 +40,7 @@ fn main() {
 async fn reserve(ctx: Ctx<Arc<Reservations>>, request: Reserve) -> Result<Reservation, Problem> {
     ctx.staff_only()?;
     check_distinct(&request.items)?;
-    ctx.state.submit(request).await
+    ctx.state.submit(request, ctx.deadline).await
 }
 
 /// Its products, and the key it would create: for a new order id (the

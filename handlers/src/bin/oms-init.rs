@@ -1,11 +1,35 @@
-//! `oms-init`: the bootstrap step. Creates the bucket and the
-//! event stream, or brings their settings up to date, then exits 0. It
-//! connects as the one NATS user allowed to manage streams; every other
-//! binary waits, retrying, until the bucket it opens exists.
+//! `oms-init`: the bootstrap step. Creates the bucket, the event stream
+//! and the dead-letter stream, or brings their settings up to date (byte
+//! limits included), then exits 0. It connects as the one NATS user allowed
+//! to manage streams; every other binary waits, retrying, until the bucket
+//! it opens exists.
 
+use async_nats::jetstream::{self, stream::DiscardPolicy};
 use oms_handlers::events;
-use oms_runtime::{connect, Store};
+use oms_runtime::consumer::ensure_dlq_stream;
+use oms_runtime::store::limit_stream;
+use oms_runtime::{connect, Config, Store};
 use std::time::{Duration, Instant};
+
+/// The inventory ledger's stream.
+const LEDGER_STREAM: &str = "OMS_LEDGER";
+
+/// Sets `OMS_LEDGER_MAX_BYTES` on the ledger stream once it exists (it is
+/// made with the ledger): discard new, because replaying the ledger must
+/// give today's counts, so no entry may be dropped to make room; at the
+/// limit its derivation waits until there is room again.
+async fn limit_ledger(js: &jetstream::Context, config: &Config) -> Result<(), String> {
+    if js.get_stream(LEDGER_STREAM).await.is_err() {
+        return Ok(());
+    }
+    limit_stream(
+        js,
+        LEDGER_STREAM,
+        config.ledger_max_bytes,
+        DiscardPolicy::New,
+    )
+    .await
+}
 
 /// A cluster elects its JetStream leader in the first seconds: keep trying.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
@@ -23,9 +47,13 @@ fn main() {
         loop {
             let done = async {
                 Store::bootstrap(&js, &config).await?;
-                events::ensure_stream(&js, config.replicas)
+                events::ensure_stream(&js, config.replicas, config.events_max_bytes)
                     .await
-                    .map_err(|e| format!("{} not ready: {e}", events::STREAM))
+                    .map_err(|e| format!("{} not ready: {e}", events::STREAM))?;
+                ensure_dlq_stream(&js, config.replicas)
+                    .await
+                    .map_err(|e| format!("OMS_DLQ not ready: {e}"))?;
+                limit_ledger(&js, &config).await
             };
             match done.await {
                 Ok(()) => {

@@ -27,22 +27,19 @@ fn main() {
     })
 }
 
-/// The event an order revision stands for; deletes stand for none.
-fn order_event(entry: &kv::Entry) -> Option<Derived> {
+/// The event an order revision stands for; deletes stand for none. A
+/// value that is not an order has no event: it is dead-lettered
+/// (`dlq.KV_oms.OMS_EVENTS`), never dropped without a trace.
+fn order_event(entry: &kv::Entry) -> Result<Option<Derived>, String> {
     if entry.operation != kv::Operation::Put {
-        return None;
+        return Ok(None);
     }
-    let order = match serde_json::from_slice::<Order>(&entry.value) {
-        Ok(order) => order,
-        Err(err) => {
-            tracing::error!(key = %entry.key, error = %err, "not an order; no event");
-            return None;
-        }
-    };
+    let order = serde_json::from_slice::<Order>(&entry.value)
+        .map_err(|err| format!("not an order: {err}"))?;
     let (subject, event) = OrderEvent::of(order);
-    Some(Derived {
+    Ok(Some(Derived {
         subject: subject.to_string(),
         msg_id: events::message_id(&event.order_id, entry.revision),
         body: serde_json::to_vec(&event).expect("events serialize"),
-    })
+    }))
 }

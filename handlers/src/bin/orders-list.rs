@@ -1,9 +1,10 @@
 //! `orders.list`: orders newest first, filtered by `status` and/or
 //! `customerId`, `limit` at a time, from this instance's local index (see
-//! `read_model`). Pass `nextCursor` back as `cursor` for the next page.
+//! `read_model`). Pass `nextCursor` back as `cursor` for the next page. A
+//! page also ends before its reply would pass the server's `max_payload`.
 
 use oms_handlers::contract::{self, ListOrders, Status};
-use oms_handlers::read_model::{OrderFilter, OrderIndex, RawPage};
+use oms_handlers::read_model::{page_bytes, OrderFilter, OrderIndex, RawPage};
 use oms_handlers::{run_with, Ctx, Problem};
 
 fn main() {
@@ -26,6 +27,8 @@ async fn list(ctx: Ctx<OrderIndex>, req: ListOrders) -> Result<RawPage, Problem>
         status: req.status.map(Status::as_str),
         customer_id,
     };
+    let max_bytes = page_bytes(&ctx.client);
+    let limit = req.limit.unwrap_or(100);
     ctx.state
-        .page(&filter, req.cursor.as_deref(), req.limit.unwrap_or(100))
+        .page(&filter, req.cursor.as_deref(), limit, max_bytes)
 }
