@@ -139,6 +139,15 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
             "schema": property(field),
         }));
     }
+    if endpoint.conditional {
+        parameters.push(json!({
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "description": "The ETag the change was decided on (`\"<revision>\"`), sent to the operation as `expectedRevision`: another revision is a 412 and nothing changes",
+            "schema": {"type": "string"},
+        }));
+    }
     for (name, description) in [
         ("X-Request-Id", "Travels to the handler as a NATS header and appears in its logs; generated when absent"),
         ("traceparent", "W3C trace context, forwarded to the handler"),
@@ -152,6 +161,9 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
     let mut headers = json!({"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}});
     if endpoint.paged {
         headers["Link"] = json!({"description": "`<...>; rel=\"next\"` while more pages exist", "schema": {"type": "string"}});
+    }
+    if endpoint.tagged && !endpoint.paged {
+        headers["ETag"] = json!({"description": "`\"<revision>\"`: the KV revision of what the body shows (also its `revision`)", "schema": {"type": "string"}});
     }
     if endpoint.location.is_some() {
         headers["Location"] = json!({"description": "Where the created resource is read", "schema": {"type": "string"}});
@@ -169,6 +181,9 @@ fn operation(route: &Route, schemas: &mut Map<String, Value>) -> Value {
     });
     if !path_params.is_empty() {
         responses["404"] = problem_ref();
+    }
+    if endpoint.conditional {
+        responses["412"] = problem_ref();
     }
 
     let mut op = json!({

@@ -47,6 +47,152 @@ pub struct Product {
     pub price: Cents,
     pub created_at: String,
     pub updated_at: String,
+    /// Below it, `events.inventory.low-stock` (set by `inventory.adjust`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_stock_threshold: Option<u64>,
+    /// Why this revision changed the product: written by the change itself,
+    /// in the same write, so the ledger entry derived from the revision can
+    /// say it (DESIGN §11). Part of the stored value and of replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<Change>,
+    /// The KV revision this value was read or written at: in replies only
+    /// (it is the ETag), never stored (a stored value cannot know its own
+    /// revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+}
+
+impl Product {
+    /// This value as read or written at `revision` (the reply's ETag).
+    pub fn at(self, revision: u64) -> Product {
+        Product {
+            revision: Some(revision),
+            ..self
+        }
+    }
+
+    /// Records why this revision changes the product. `fresh`: the product
+    /// is as it was read, so its `lastChange` is the previous revision's and
+    /// this is the next change; otherwise the revision being built (by a
+    /// group commit) already holds a change and `part` joins it.
+    pub fn record(&mut self, part: Part, fresh: bool) {
+        match (&mut self.last_change, fresh) {
+            (Some(change), false) => change.join(part),
+            (previous, _) => {
+                let seq = previous.as_ref().map_or(1, |c| c.seq + 1);
+                *previous = Some(Change::new(seq, part));
+            }
+        }
+    }
+}
+
+/// Why a product's counts changed (DESIGN §11): the reasons of
+/// `inventory.adjust` and those of the automatic writers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    AddStock,
+    Reserve,
+    Release,
+    Sell,
+    Expire,
+    Received,
+    Count,
+    Damaged,
+    Lost,
+    Returned,
+    Correction,
+    /// A revision that holds changes of different reasons (see `parts`).
+    Mixed,
+}
+
+/// One request's change of a product: why, on whose behalf, by how much.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    pub reason: Reason,
+    /// The order or hold id, or the request id, the change belongs to.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Who asked: the principal (`Oms-Principal`), else the NATS user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub quantity_delta: i64,
+    pub reserved_delta: i64,
+}
+
+impl Part {
+    pub fn new(reason: Reason, reference: Option<&str>, actor: Option<&str>) -> Part {
+        Part {
+            reason,
+            reference: reference.map(String::from),
+            actor: actor.map(String::from),
+            note: None,
+            quantity_delta: 0,
+            reserved_delta: 0,
+        }
+    }
+
+    /// The same change, moving the counts by these amounts.
+    pub fn moved(self, quantity_delta: i64, reserved_delta: i64) -> Part {
+        Part {
+            quantity_delta,
+            reserved_delta,
+            ..self
+        }
+    }
+}
+
+/// A product revision's change: one request's (`parts` empty), or the
+/// sum of several that a group commit wrote as one revision (each in
+/// `parts`; `ref`, `actor` and `note` then say what they share, and
+/// `reason` is `mixed` when they differ).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The product's change number: 1 for its first recorded change, one
+    /// more each revision. A gap or a repeat in the ledger is a lost or a
+    /// foreign write.
+    pub seq: u64,
+    #[serde(flatten)]
+    pub part: Part,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+impl Change {
+    pub fn new(seq: u64, part: Part) -> Change {
+        Change {
+            seq,
+            part,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Adds another request's change to this revision's.
+    fn join(&mut self, part: Part) {
+        if self.parts.is_empty() {
+            self.parts.push(self.part.clone());
+        }
+        let total = &mut self.part;
+        total.quantity_delta += part.quantity_delta;
+        total.reserved_delta += part.reserved_delta;
+        if total.reason != part.reason {
+            total.reason = Reason::Mixed;
+        }
+        if total.reference != part.reference {
+            total.reference = None;
+        }
+        if total.actor != part.actor {
+            total.actor = None;
+        }
+        if total.note != part.note {
+            total.note = None;
+        }
+        self.parts.push(part);
+    }
 }
 
 /// A line of a request: what and how many.
@@ -129,6 +275,53 @@ mod tests {
         assert_ne!(
             keyed_order_id(Some("a"), "bc"),
             keyed_order_id(Some("ab"), "c")
+        );
+    }
+
+    #[test]
+    fn a_revision_records_its_change_and_a_group_joins_them() {
+        let mut product = Product {
+            product_id: "A".into(),
+            quantity: 10,
+            reserved: 0,
+            price: Cents(1),
+            created_at: String::new(),
+            updated_at: String::new(),
+            low_stock_threshold: None,
+            last_change: None,
+            revision: None,
+        };
+        let reserve = |order: &str, n: i64| {
+            Part::new(Reason::Reserve, Some(order), Some("alice")).moved(-n, n)
+        };
+        product.record(reserve("o1", 2), true);
+        let first = product.last_change.clone().unwrap();
+        assert_eq!((first.seq, first.part.quantity_delta), (1, -2));
+        assert!(first.parts.is_empty());
+        // The next revision: the next number, the previous change replaced.
+        product.record(reserve("o2", 3), true);
+        // The same revision (one group): joined, summed, what they share kept.
+        product.record(reserve("o3", 1), false);
+        let change = product.last_change.clone().unwrap();
+        assert_eq!(change.seq, 2);
+        assert_eq!(change.parts.len(), 2);
+        assert_eq!(
+            (change.part.quantity_delta, change.part.reserved_delta),
+            (-4, 4)
+        );
+        assert_eq!(change.part.reason, Reason::Reserve);
+        assert_eq!(change.part.reference, None, "two orders");
+        assert_eq!(change.part.actor.as_deref(), Some("alice"));
+        let released = Part::new(Reason::Release, Some("o9"), Some("bob")).moved(5, -5);
+        product.record(released, false);
+        let change = product.last_change.unwrap();
+        assert_eq!(change.part.reason, Reason::Mixed);
+        assert_eq!(change.part.actor, None);
+        assert_eq!(change.parts.len(), 3);
+        let json = serde_json::to_value(&change.parts[2]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"reason": "release", "ref": "o9", "actor": "bob", "quantityDelta": 5, "reservedDelta": -5})
         );
     }
 
@@ -224,4 +417,17 @@ pub struct Order {
     pub total_amount: Cents,
     pub created_at: String,
     pub updated_at: String,
+    /// The KV revision, in replies only (see [`Product::revision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+}
+
+impl Order {
+    /// This value as read or written at `revision` (the reply's ETag).
+    pub fn at(self, revision: u64) -> Order {
+        Order {
+            revision: Some(revision),
+            ..self
+        }
+    }
 }

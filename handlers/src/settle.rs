@@ -10,7 +10,7 @@
 //! state and changes nothing.
 
 use crate::group::{Books, Decide, Decision, Group, Key, Read, Record};
-use crate::model::{PricedItem, Reservation, ReservationState};
+use crate::model::{Part, PricedItem, Reason, Reservation, ReservationState};
 use crate::status::{Status, Transition};
 use oms_runtime::Problem;
 use serde::Deserialize;
@@ -45,9 +45,16 @@ impl Settle {
 pub struct SettleRequest {
     pub order_id: String,
     /// The revision of the order (or hold) the caller decided on: another
-    /// change since is a 409 and nothing happens.
+    /// change since is a 412 (precondition failed) and nothing happens.
     #[serde(default)]
     pub expected_revision: Option<u64>,
+    /// Released because its time ran out (a hold past `OMS_HOLD_TTL`): the
+    /// ledger says `expire` rather than `release`. Release only.
+    #[serde(default)]
+    pub expire: bool,
+    /// Who the products' ledger entries name (`Ctx::actor`).
+    #[serde(skip)]
+    pub actor: Option<String>,
 }
 
 /// Runs `inventory.release` or `inventory.commit`: requests for staff (and
@@ -57,8 +64,9 @@ pub fn serve(op: &'static oms_runtime::Operation, decide: Decide<SettleRequest, 
     let group = move |app: &std::sync::Arc<oms_runtime::App>| {
         std::future::ready(Group::new(app.store.clone(), reads, decide))
     };
-    let settle = |ctx: oms_runtime::Ctx<std::sync::Arc<Settles>>, request| async move {
+    let settle = |ctx: oms_runtime::Ctx<std::sync::Arc<Settles>>, mut request: SettleRequest| async move {
         ctx.staff_only()?;
+        request.actor = ctx.actor().map(String::from);
         ctx.state.submit(request).await
     };
     oms_runtime::run_with(op, group, settle)
@@ -122,6 +130,9 @@ fn settle(
     how: Settle,
 ) -> Result<(Reservation, Vec<Record>), Refusal> {
     let id = &request.order_id;
+    if request.expire && how == Settle::Commit {
+        return Err(Problem::invalid_field("/expire", "only a release expires").into());
+    }
     if let Some(order) = books.order(id) {
         let to = how.order_status();
         match order.status.transition(to) {
@@ -140,7 +151,7 @@ fn settle(
             Transition::Allowed => {}
         }
         check_revision(books, Key::Order(id.clone()), request)?;
-        let mut changes = move_stock(books, &order.items, now, how)?;
+        let mut changes = move_stock(books, request, &order.items, now, how)?;
         let mut order = order.clone();
         order.previous_status = Some(order.status);
         order.status = to;
@@ -162,7 +173,7 @@ fn settle(
         .into());
     }
     check_revision(books, Key::Hold(id.clone()), request)?;
-    let mut changes = move_stock(books, &hold.items, now, how)?;
+    let mut changes = move_stock(books, request, &hold.items, now, how)?;
     let settled = Reservation {
         state: how.hold_state(),
         updated_at: now.to_string(),
@@ -176,24 +187,32 @@ fn check_revision(books: &Books, key: Key, request: &SettleRequest) -> Result<()
     match request.expected_revision {
         Some(expected) if books.revision(&key) != Some(expected) => {
             let detail = format!(
-                "{} was changed concurrently; read it again",
+                "{} is no longer at revision {expected}; read it again",
                 request.order_id
             );
-            Err(Problem::conflict("concurrent-update", detail).into())
+            Err(Problem::precondition_failed(detail).into())
         }
         _ => Ok(()),
     }
 }
 
-/// The products' counts after settling `items`. A product that holds less
-/// than the order was read after a write that already moved this stock
-/// (the order itself was read before it): stale, not a fault.
+/// The products' counts after settling `items`, each recording why. A
+/// product that holds less than the order was read after a write that
+/// already moved this stock (the order itself was read before it): stale,
+/// not a fault.
 fn move_stock(
     books: &Books,
+    request: &SettleRequest,
     items: &[PricedItem],
     now: &str,
     how: Settle,
 ) -> Result<Vec<Record>, Refusal> {
+    let reason = match how {
+        Settle::Release if request.expire => Reason::Expire,
+        Settle::Release => Reason::Release,
+        Settle::Commit => Reason::Sell,
+    };
+    let part = Part::new(reason, Some(&request.order_id), request.actor.as_deref());
     items
         .iter()
         .map(|item| {
@@ -209,6 +228,9 @@ fn move_stock(
                 product.quantity += item.quantity;
             }
             product.updated_at = now.to_string();
+            let moved = item.quantity as i64;
+            let back = if how == Settle::Release { moved } else { 0 };
+            books.record_change(&mut product, part.clone().moved(back, -moved));
             Ok(Record::Product(product))
         })
         .collect()
@@ -236,6 +258,7 @@ mod tests {
             total_amount: Cents(200),
             created_at: NOW.into(),
             updated_at: NOW.into(),
+            revision: None,
         };
         let product = Product {
             product_id: "A".into(),
@@ -244,6 +267,9 @@ mod tests {
             price: Cents(100),
             created_at: NOW.into(),
             updated_at: NOW.into(),
+            low_stock_threshold: None,
+            last_change: None,
+            revision: None,
         };
         Books::with([(Record::Order(order), 10), (Record::Product(product), 9)])
     }
@@ -252,6 +278,8 @@ mod tests {
         SettleRequest {
             order_id: "o1".into(),
             expected_revision,
+            expire: false,
+            actor: Some("tester".into()),
         }
     }
 
@@ -319,6 +347,9 @@ mod tests {
             price: Cents(100),
             created_at: NOW.into(),
             updated_at: NOW.into(),
+            low_stock_threshold: None,
+            last_change: None,
+            revision: None,
         };
         books.apply(vec![Record::Product(moved)]);
         let decision = decide(&books, &request(None), NOW, Settle::Commit);
@@ -344,6 +375,7 @@ mod tests {
         ) else {
             panic!("accepted")
         };
-        assert_eq!(problem.kind, "/problems/concurrent-update");
+        assert_eq!(problem.kind, "/problems/precondition-failed");
+        assert_eq!(problem.status, 412);
     }
 }

@@ -42,6 +42,9 @@ pub struct Ctx<S = ()> {
     pub traceparent: Option<String>,
     /// Who asked, when the gateway says (see [`principal`]).
     pub principal: Option<Principal>,
+    /// The actor an operation that called this one acted for
+    /// (`Oms-Actor`, see [`Ctx::actor`]).
+    pub on_behalf_of: Option<String>,
 }
 
 impl<S> std::ops::Deref for Ctx<S> {
@@ -69,12 +72,28 @@ impl<S> Ctx<S> {
         }
     }
 
-    /// Headers that carry this request's identity to a downstream call.
+    /// Who a change is recorded as made by (DESIGN §11): the principal the
+    /// gateway named, else the actor of the operation that called this one
+    /// (`Oms-Actor`), else this process's own NATS user.
+    pub fn actor(&self) -> Option<&str> {
+        self.principal
+            .as_ref()
+            .map(|p| p.sub.as_str())
+            .or(self.on_behalf_of.as_deref())
+            .or(self.app.config.nats_user.as_deref())
+    }
+
+    /// Headers that carry this request's identity to a downstream call:
+    /// its ids, and its actor (not its principal: the callee's role checks
+    /// are for the caller it sees).
     pub fn trace_headers(&self) -> async_nats::HeaderMap {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(service::REQUEST_ID, self.request_id.as_str());
         if let Some(tp) = &self.traceparent {
             headers.insert(service::TRACEPARENT, tp.as_str());
+        }
+        if let Some(actor) = self.actor() {
+            headers.insert(principal::ACTOR_HEADER, actor);
         }
         headers
     }

@@ -255,6 +255,7 @@ async fn handle<S, Req, Resp, F, Fut>(
         request_id: request_id.clone(),
         traceparent,
         principal: crate::Principal::from_headers(headers),
+        on_behalf_of: header(crate::principal::ACTOR_HEADER).filter(|a| !a.is_empty()),
     };
     let result = async {
         let request = parse::<Req>(schema, &message.payload)?;

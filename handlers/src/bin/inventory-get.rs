@@ -20,7 +20,7 @@ async fn get(ctx: Ctx, req: Get) -> Result<Product, Problem> {
         .get::<Product>(&product_key(&req.product_id))
         .await?
     {
-        Some(product) => Ok(product.value),
+        Some(product) => Ok(product.value.at(product.revision)),
         None => Err(Problem::not_found(format!(
             "product {} not found",
             req.product_id

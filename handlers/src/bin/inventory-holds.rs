@@ -5,7 +5,7 @@
 //! A durable consumer on the holds' keys: each new hold is delivered, handed
 //! back (nak with delay) until its time is up, then released through
 //! `inventory.release`, naming the revision it saw — a hold settled or
-//! changed meanwhile is left alone (409). Orders need none of this: an
+//! changed meanwhile is left alone (409, 412). Orders need none of this: an
 //! order holds its own stock and its status says where the stock is.
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
@@ -13,6 +13,7 @@ use async_nats::jetstream::Message;
 use oms_handlers::contract;
 use oms_handlers::model::{Reservation, ReservationState};
 use oms_runtime::consumer::{consume, published_nanos, Ack};
+use oms_runtime::principal::ACTOR_HEADER;
 use oms_runtime::{call, App, Problem};
 use serde::Serialize;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ const HOLDS_AT_ONCE: usize = 4096;
 struct Release<'a> {
     order_id: &'a str,
     expected_revision: u64,
+    /// The ledger says `expire`.
+    expire: bool,
 }
 
 fn main() {
@@ -74,19 +77,20 @@ async fn check_hold(app: &Arc<App>, message: &Message) -> Ack {
     let release = Release {
         order_id: &seen.order_id,
         expected_revision: info.stream_sequence,
+        expire: true,
     };
     tracing::info!(order_id = %seen.order_id, "hold expired; releasing");
-    let released: Result<Reservation, Problem> = call(
-        &app.client,
-        Default::default(),
-        &contract::INVENTORY_RELEASE,
-        &release,
-    )
-    .await;
+    // The ledger names this worker as the actor.
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(user) = &app.config.nats_user {
+        headers.insert(ACTOR_HEADER, user.as_str());
+    }
+    let released: Result<Reservation, Problem> =
+        call(&app.client, headers, &contract::INVENTORY_RELEASE, &release).await;
     match released {
         Ok(_) => Ack::Done,
-        // Settled or changed since (409), or gone (404): nothing to do.
-        Err(problem) if problem.status == 409 || problem.status == 404 => {
+        // Changed since (412), settled (409), or gone (404): nothing to do.
+        Err(problem) if matches!(problem.status, 404 | 409 | 412) => {
             tracing::debug!(order_id = %seen.order_id, %problem, "hold not released");
             Ack::Done
         }

@@ -20,8 +20,8 @@
 //!   gets it back.
 
 use oms_handlers::group::{Books, Decision, Group, Key, Read, Record};
-use oms_handlers::model::ReservationState;
 use oms_handlers::model::{check_distinct, total, Item, Order, PricedItem, Reservation};
+use oms_handlers::model::{Part, Reason, ReservationState};
 use oms_handlers::money::{Cents, MAX_CENTS};
 use oms_handlers::status::Status;
 use oms_handlers::{contract, run_with, Ctx, Problem};
@@ -37,6 +37,9 @@ struct Reserve {
     /// Store the order for this customer in the same write.
     #[serde(default)]
     customer_id: Option<String>,
+    /// Who the products' ledger entries name (`Ctx::actor`).
+    #[serde(skip)]
+    actor: Option<String>,
 }
 
 /// One short item in a 409.
@@ -57,9 +60,13 @@ fn main() {
     run_with(&contract::INVENTORY_RESERVE, group, reserve)
 }
 
-async fn reserve(ctx: Ctx<Arc<Reservations>>, request: Reserve) -> Result<Reservation, Problem> {
+async fn reserve(
+    ctx: Ctx<Arc<Reservations>>,
+    mut request: Reserve,
+) -> Result<Reservation, Problem> {
     ctx.staff_only()?;
     check_distinct(&request.items)?;
+    request.actor = ctx.actor().map(String::from);
     ctx.state.submit(request).await
 }
 
@@ -100,6 +107,9 @@ fn decide(books: &Books, request: &Reserve, now: &str) -> Decision<Reservation> 
         product.quantity -= item.quantity;
         product.reserved += item.quantity;
         product.updated_at = now.to_string();
+        let moved = item.quantity as i64;
+        let part = Part::new(Reason::Reserve, Some(id), request.actor.as_deref());
+        books.record_change(&mut product, part.moved(-moved, moved));
         items.push(PricedItem {
             product_id: item.product_id.clone(),
             quantity: item.quantity,
@@ -121,6 +131,7 @@ fn decide(books: &Books, request: &Reserve, now: &str) -> Decision<Reservation> 
                 total_amount,
                 created_at: now.to_string(),
                 updated_at: now.to_string(),
+                revision: None,
             };
             changes.push(Record::Order(order.clone()));
             Reservation::of_order(&order)
@@ -226,6 +237,9 @@ mod tests {
             price: Cents(cents),
             created_at: NOW.into(),
             updated_at: NOW.into(),
+            low_stock_threshold: None,
+            last_change: None,
+            revision: None,
         };
         (Record::Product(product), 7)
     }
@@ -241,6 +255,7 @@ mod tests {
                 })
                 .collect(),
             customer_id: customer.map(String::from),
+            actor: Some("tester".into()),
         }
     }
 

@@ -45,7 +45,7 @@ async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
             let id = keyed_order_id(scope, key);
             // A retry usually finds its order: answer it without a reserve.
             if let Some(order) = ctx.store.get::<Order>(&order_key(&id)).await? {
-                return same_request(order.value, &req);
+                return same_request(order.value.at(order.revision), &req);
             }
             id
         }

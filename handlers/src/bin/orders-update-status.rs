@@ -7,6 +7,11 @@
 //! Of two concurrent updates exactly one wins: each names the revision it
 //! decided on, and the other gets 409. Setting the current status again
 //! writes nothing, so it emits no event.
+//!
+//! A caller may name the revision it decided on itself (`expectedRevision`,
+//! REST `If-Match`): another revision, now or when the write lands, is a
+//! 412 and nothing changes — checked before anything else, a repeat of the
+//! current status too (RFC 9110 §13.2.2: preconditions come first).
 
 use oms_handlers::model::{order_key, Order, Reservation};
 use oms_handlers::status::{Status, Transition};
@@ -16,9 +21,12 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct UpdateStatus {
     id: String,
     status: Status,
+    #[serde(default)]
+    expected_revision: Option<u64>,
 }
 
 /// What `inventory.release` / `inventory.commit` are asked.
@@ -45,9 +53,14 @@ async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
     if ctx.customer().is_some() && req.status != Status::Cancelled {
         return Err(Problem::forbidden("a customer may only cancel its order"));
     }
+    if let Some(expected) = req.expected_revision {
+        if expected != current.revision {
+            return Err(stale(&req.id, expected, current.revision));
+        }
+    }
     let order = current.value;
     match order.status.transition(req.status) {
-        Transition::Same => return Ok(order),
+        Transition::Same => return Ok(order.at(current.revision)),
         Transition::Illegal => {
             return Err(Problem::conflict(
                 "illegal-transition",
@@ -65,18 +78,45 @@ async fn update_status(ctx: Ctx, req: UpdateStatus) -> Result<Order, Problem> {
         order_id: &req.id,
         expected_revision: current.revision,
     };
-    let settled: Reservation = match req.status {
-        Status::Cancelled => ctx.call(&contract::INVENTORY_RELEASE, &settle).await?,
-        Status::Completed => ctx.call(&contract::INVENTORY_COMMIT, &settle).await?,
-        Status::Pending | Status::Confirmed => return confirm(&ctx, order, current.revision).await,
+    let settled: Result<Reservation, Problem> = match req.status {
+        Status::Cancelled => ctx.call(&contract::INVENTORY_RELEASE, &settle).await,
+        Status::Completed => ctx.call(&contract::INVENTORY_COMMIT, &settle).await,
+        Status::Pending | Status::Confirmed => {
+            return confirm(&ctx, order, current.revision, req.expected_revision).await
+        }
     };
+    let settled = settled.map_err(|problem| match req.expected_revision {
+        // The revision this request read is no longer the order's: the
+        // caller's own precondition failed (412); without one, a
+        // concurrent update won (409).
+        None if problem.status == 412 => lost_race(&req.id),
+        _ => problem,
+    })?;
     settled
         .order
         .filter(|o| o.id == req.id)
         .ok_or_else(|| Problem::internal(format!("the settle of {} named no order", req.id)))
 }
 
-async fn confirm(ctx: &Ctx, order: Order, revision: u64) -> Result<Order, Problem> {
+fn stale(id: &str, expected: u64, current: u64) -> Problem {
+    Problem::precondition_failed(format!(
+        "order {id} is at revision {current}, not {expected}; read it again"
+    ))
+}
+
+fn lost_race(id: &str) -> Problem {
+    Problem::conflict(
+        "concurrent-update",
+        format!("order {id} was changed concurrently; read it again"),
+    )
+}
+
+async fn confirm(
+    ctx: &Ctx,
+    order: Order,
+    revision: u64,
+    expected: Option<u64>,
+) -> Result<Order, Problem> {
     let updated = Order {
         previous_status: Some(order.status),
         status: Status::Confirmed,
@@ -85,14 +125,14 @@ async fn confirm(ctx: &Ctx, order: Order, revision: u64) -> Result<Order, Proble
     };
     let write = Write::json(order_key(&updated.id), &updated, revision);
     match ctx.store.apply(&[write]).await {
-        Ok(_) => Ok(updated),
-        Err(StoreError::Conflict) => Err(Problem::conflict(
-            "concurrent-update",
-            format!(
-                "order {} was changed concurrently; read it again",
+        Ok(written) => Ok(updated.at(written)),
+        Err(StoreError::Conflict) => Err(match expected {
+            Some(expected) => Problem::precondition_failed(format!(
+                "order {} was changed after revision {expected}; read it again",
                 updated.id
-            ),
-        )),
+            )),
+            None => lost_race(&updated.id),
+        }),
         Err(err) => Err(err.into()),
     }
 }
