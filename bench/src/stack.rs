@@ -27,7 +27,7 @@ pub const HANDLERS: &[(&str, &str)] = &[
 ];
 
 /// The processes that answer no requests.
-pub const WORKERS: &[&str] = &["orders-events", "inventory-holds"];
+pub const WORKERS: &[&str] = &["orders-events", "inventory-holds", "inventory-ledger"];
 
 pub const GATEWAY: &str = "gateway";
 

@@ -6,6 +6,7 @@
 pub mod derive;
 pub mod events;
 pub mod group;
+pub mod ledger;
 pub mod model;
 pub mod money;
 pub mod read_model;

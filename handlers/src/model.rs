@@ -104,6 +104,9 @@ pub enum Reason {
     Correction,
     /// A revision that holds changes of different reasons (see `parts`).
     Mixed,
+    /// Ledger only: a revision that recorded no change (a hand edit in KV,
+    /// or a write from before changes were recorded).
+    Unrecorded,
 }
 
 /// One request's change of a product: why, on whose behalf, by how much.

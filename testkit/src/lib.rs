@@ -407,6 +407,35 @@ impl Stack {
         self.stream_messages("OMS_EVENTS").await
     }
 
+    /// Every entry of `OMS_LEDGER` (its JSON bodies, in order), read once the
+    /// ledger derivation has reached the last product revision in the
+    /// bucket: no product write is left that could still add one.
+    pub async fn quiet_ledger(&self) -> Vec<Value> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let bucket = js.get_stream("KV_oms").await.expect("the bucket");
+        let last_product = bucket
+            .get_last_raw_message_by_subject("$KV.oms.product.>")
+            .await
+            .expect("a product revision")
+            .sequence
+            .to_string();
+        eventually(20, "the ledger caught up with the last product", || async {
+            let Ok(ledger) = js.get_stream("OMS_LEDGER").await else {
+                return false;
+            };
+            let Ok(last) = ledger.get_last_raw_message_by_subject("ledger.>").await else {
+                return false;
+            };
+            last.headers.get("Oms-Revision").map(|v| v.as_str()) == Some(last_product.as_str())
+        })
+        .await;
+        self.stream_messages("OMS_LEDGER")
+            .await
+            .into_iter()
+            .map(|(_, _, body)| body)
+            .collect()
+    }
+
     /// Every message stored in `stream` (none while it does not exist yet),
     /// as (subject, `Nats-Msg-Id`, JSON body).
     pub async fn stream_messages(&self, stream: &str) -> Vec<(String, String, Value)> {

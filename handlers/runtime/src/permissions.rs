@@ -69,6 +69,18 @@ pub const JOBS: &[Job] = &[
         ],
     },
     Job {
+        name: "inventory-ledger",
+        serves: None,
+        writes: &[],
+        calls: &[],
+        follows: true,
+        publishes: &[
+            "ledger.>",
+            "$JS.API.STREAM.INFO.OMS_LEDGER",
+            "$JS.API.STREAM.MSG.GET.OMS_LEDGER",
+        ],
+    },
+    Job {
         name: "inventory-holds",
         serves: None,
         writes: &[],

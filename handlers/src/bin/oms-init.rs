@@ -1,9 +1,10 @@
-//! `oms-init`: the bootstrap step (DESIGN §10.5). Creates the bucket and the
-//! event stream, or brings their settings up to date, then exits 0. It
+//! `oms-init`: the bootstrap step (DESIGN §10.5). Creates the bucket, the
+//! event stream and the ledger, or brings their settings up to date, then
+//! exits 0. It
 //! connects as the one NATS user allowed to manage streams; every other
 //! binary waits, retrying, until the bucket it opens exists.
 
-use oms_handlers::events;
+use oms_handlers::{events, ledger};
 use oms_runtime::{connect, logging, Config, Store};
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,11 @@ fn main() {
                 Store::bootstrap(&js, &config).await?;
                 events::ensure_stream(&js, config.replicas)
                     .await
-                    .map_err(|e| format!("{} not ready: {e}", events::STREAM))
+                    .map_err(|e| format!("{} not ready: {e}", events::STREAM))?;
+                // No size limit yet (-1): OMS_LEDGER_MAX_BYTES goes here.
+                ledger::ensure_stream(&js, config.replicas, -1)
+                    .await
+                    .map_err(|e| format!("{} not ready: {e}", ledger::STREAM))
             };
             match done.await {
                 Ok(()) => {

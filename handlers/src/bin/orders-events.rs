@@ -19,7 +19,7 @@ fn main() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let orders = Derivation {
-            pattern: "order.>",
+            patterns: &["order.>"],
             stream: events::STREAM,
             derive: order_event,
         };
