@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use testkit::{eventually, request, Stack};
 
-const SERVICES: [&str; 11] = [
+const SERVICES: [&str; 12] = [
+    "inventory-adjust",
     "inventory-add-stock",
     "inventory-get",
     "inventory-list",
@@ -201,6 +202,7 @@ async fn every_route_for_every_caller() {
 
     // Refused writes change nothing.
     let add = json!({"productId": "apple", "quantity": 5, "price": 0.01});
+    let adjust = json!({"delta": 5, "reason": "received"});
     let order = json!({"items": [{"productId": "apple", "quantity": 1}]});
     let for_bob = json!({"customerId": "bob", "items": [{"productId": "apple", "quantity": 1}]});
     let cancel = json!({"status": "CANCELLED"});
@@ -212,11 +214,14 @@ async fn every_route_for_every_caller() {
         .filter(|w| matches!(w, Nobody | Bad(_)))
     {
         refused.push((who, "POST", "/inventory", &add, 401));
+        refused.push((who, "POST", "/inventory/apple/adjust", &adjust, 401));
         refused.push((who, "POST", "/orders", &order, 401));
         refused.push((who, "PUT", &alice_status, &cancel, 401));
     }
     refused.extend([
         (Alice, "POST", "/inventory", &add, 403),
+        (Alice, "POST", "/inventory/apple/adjust", &adjust, 403),
+        (NoRole, "POST", "/inventory/apple/adjust", &adjust, 403),
         (Bob, "POST", "/inventory", &add, 403),
         (NoRole, "POST", "/inventory", &add, 403),
         (NoRole, "POST", "/orders", &order, 403),

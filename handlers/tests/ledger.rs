@@ -5,7 +5,8 @@
 use serde_json::{json, Value};
 use testkit::{eventually, Reply, Stack};
 
-const SERVICES: [&str; 9] = [
+const SERVICES: [&str; 10] = [
+    "inventory-adjust",
     "inventory-add-stock",
     "inventory-get",
     "inventory-reserve",
@@ -205,6 +206,13 @@ async fn a_known_sequence_gives_exactly_its_entries_and_they_sum_to_the_counts()
     stack.spawn("inventory-ledger");
     stack.add_stock("A", 10, 1.0).await;
     stack.add_stock("B", 1, 2.0).await;
+    let counted = stack
+        .request(
+            "inventory.adjust",
+            &json!({"productId": "A", "delta": -1, "reason": "count", "note": "one missing"}),
+        )
+        .await;
+    assert_eq!(counted.status, 200, "{:?}", counted.body);
     let create = |quantity: u64| json!({"customerId": "c", "items": [{"productId": "A", "quantity": quantity}]});
     let o1 = stack.request("orders.create", &create(3)).await.body["id"]
         .as_str()
@@ -234,10 +242,11 @@ async fn a_known_sequence_gives_exactly_its_entries_and_they_sum_to_the_counts()
     let actor = |a: &str| Value::from(a);
     let want = [
         json!({"seq": 1, "reason": "add-stock", "actor": actor("inventory-add-stock"), "quantityDelta": 10, "reservedDelta": 0, "quantityAfter": 10, "reservedAfter": 0}),
-        json!({"seq": 2, "reason": "reserve", "ref": o1, "actor": actor("orders-create"), "quantityDelta": -3, "reservedDelta": 3, "quantityAfter": 7, "reservedAfter": 3}),
-        json!({"seq": 3, "reason": "release", "ref": o1, "actor": actor("orders-update-status"), "quantityDelta": 3, "reservedDelta": -3, "quantityAfter": 10, "reservedAfter": 0}),
-        json!({"seq": 4, "reason": "reserve", "ref": o2, "actor": actor("orders-create"), "quantityDelta": -4, "reservedDelta": 4, "quantityAfter": 6, "reservedAfter": 4}),
-        json!({"seq": 5, "reason": "sell", "ref": o2, "actor": actor("orders-update-status"), "quantityDelta": 0, "reservedDelta": -4, "quantityAfter": 6, "reservedAfter": 0}),
+        json!({"seq": 2, "reason": "count", "note": "one missing", "actor": actor("inventory-adjust"), "quantityDelta": -1, "reservedDelta": 0, "quantityAfter": 9, "reservedAfter": 0}),
+        json!({"seq": 3, "reason": "reserve", "ref": o1, "actor": actor("orders-create"), "quantityDelta": -3, "reservedDelta": 3, "quantityAfter": 6, "reservedAfter": 3}),
+        json!({"seq": 4, "reason": "release", "ref": o1, "actor": actor("orders-update-status"), "quantityDelta": 3, "reservedDelta": -3, "quantityAfter": 9, "reservedAfter": 0}),
+        json!({"seq": 5, "reason": "reserve", "ref": o2, "actor": actor("orders-create"), "quantityDelta": -4, "reservedDelta": 4, "quantityAfter": 5, "reservedAfter": 4}),
+        json!({"seq": 6, "reason": "sell", "ref": o2, "actor": actor("orders-update-status"), "quantityDelta": 0, "reservedDelta": -4, "quantityAfter": 5, "reservedAfter": 0}),
     ];
     assert_eq!(of_product(&entries, "A"), want);
     assert_eq!(of_product(&entries, "B").len(), 1);

@@ -116,6 +116,16 @@ pub const INVENTORY_LIST: Operation = Operation {
     response_schema: schema!("inventory.list.response.json"),
 };
 
+pub const INVENTORY_ADJUST: Operation = Operation {
+    service: "inventory-adjust",
+    group: "inventory",
+    endpoint: "adjust",
+    description: "Sets or changes a product's available count, saying why (staff)",
+    route: route("POST", "/inventory/{productId}/adjust", 200),
+    request_schema: schema!("inventory.adjust.request.json"),
+    response_schema: schema!("product.json"),
+};
+
 pub const ORDERS_CREATE: Operation = Operation {
     service: "orders-create",
     group: "orders",
@@ -165,6 +175,7 @@ pub const OPERATIONS: &[&Operation] = &[
     &INVENTORY_COMMIT,
     &INVENTORY_GET,
     &INVENTORY_LIST,
+    &INVENTORY_ADJUST,
     &ORDERS_CREATE,
     &ORDERS_UPDATE_STATUS,
     &ORDERS_GET,

@@ -39,6 +39,7 @@ pub const JOBS: &[Job] = &[
     serves(&contract::INVENTORY_RELEASE, STOCK),
     serves(&contract::INVENTORY_COMMIT, STOCK),
     serves(&contract::INVENTORY_GET, &[]),
+    serves(&contract::INVENTORY_ADJUST, &["product"]),
     Job {
         follows: true,
         ..serves(&contract::INVENTORY_LIST, &[])
