@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use testkit::{eventually, request, Stack};
 
-const SERVICES: [&str; 12] = [
+const SERVICES: [&str; 13] = [
     "inventory-adjust",
+    "inventory-history",
     "inventory-add-stock",
     "inventory-get",
     "inventory-list",
@@ -165,13 +166,14 @@ async fn every_route_for_every_caller() {
     let check = json!({"items": [{"productId": "apple", "quantity": 1}]});
     let alice_path = format!("/orders/{alice_order}");
     #[rustfmt::skip]
-    let reads: [(&str, &str, Option<&Value>, [u16; 6]); 11] = [
+    let reads: [(&str, &str, Option<&Value>, [u16; 6]); 12] = [
         ("GET", "/healthz", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/readyz", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/openapi.json", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/metrics", None, [401, 401, 403, 403, 403, 200]),
         ("GET", "/inventory", None, [401, 401, 200, 200, 403, 200]),
         ("GET", "/inventory/apple", None, [401, 401, 200, 200, 403, 200]),
+        ("GET", "/inventory/apple/history", None, [401, 401, 403, 403, 403, 200]),
         ("POST", "/inventory/check", Some(&check), [401, 401, 200, 200, 403, 200]),
         ("GET", &alice_path, None, [401, 401, 200, 404, 403, 200]),
         ("GET", "/orders/no-such-order", None, [401, 401, 404, 404, 403, 404]),

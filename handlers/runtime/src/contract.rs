@@ -100,7 +100,7 @@ pub const INVENTORY_GET: Operation = Operation {
     service: "inventory-get",
     group: "inventory",
     endpoint: "get",
-    description: "One product",
+    description: "One product, now or as it was at a time",
     route: route("GET", "/inventory/{productId}", 200),
     request_schema: schema!("inventory.get.request.json"),
     response_schema: schema!("product.json"),
@@ -124,6 +124,16 @@ pub const INVENTORY_ADJUST: Operation = Operation {
     route: route("POST", "/inventory/{productId}/adjust", 200),
     request_schema: schema!("inventory.adjust.request.json"),
     response_schema: schema!("product.json"),
+};
+
+pub const INVENTORY_HISTORY: Operation = Operation {
+    service: "inventory-history",
+    group: "inventory",
+    endpoint: "history",
+    description: "A product's ledger entries, newest first, a page at a time (staff)",
+    route: route("GET", "/inventory/{productId}/history", 200),
+    request_schema: schema!("inventory.history.request.json"),
+    response_schema: schema!("inventory.history.response.json"),
 };
 
 pub const ORDERS_CREATE: Operation = Operation {
@@ -176,6 +186,7 @@ pub const OPERATIONS: &[&Operation] = &[
     &INVENTORY_GET,
     &INVENTORY_LIST,
     &INVENTORY_ADJUST,
+    &INVENTORY_HISTORY,
     &ORDERS_CREATE,
     &ORDERS_UPDATE_STATUS,
     &ORDERS_GET,

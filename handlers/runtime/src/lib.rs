@@ -6,6 +6,7 @@ pub mod config;
 pub mod connect;
 pub mod consumer;
 pub mod contract;
+pub mod direct;
 pub mod fault;
 pub mod logging;
 pub mod permissions;

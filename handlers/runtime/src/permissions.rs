@@ -38,7 +38,19 @@ pub const JOBS: &[Job] = &[
     serves(&contract::INVENTORY_RESERVE, STOCK),
     serves(&contract::INVENTORY_RELEASE, STOCK),
     serves(&contract::INVENTORY_COMMIT, STOCK),
-    serves(&contract::INVENTORY_GET, &[]),
+    Job {
+        // `?at=`: the last revision as of a time, a direct get by request.
+        publishes: &["$JS.API.DIRECT.GET.KV_oms"],
+        ..serves(&contract::INVENTORY_GET, &[])
+    },
+    Job {
+        publishes: &[
+            "$JS.API.STREAM.INFO.OMS_LEDGER",
+            "$JS.API.DIRECT.GET.OMS_LEDGER",
+            "$JS.API.DIRECT.GET.OMS_LEDGER.>",
+        ],
+        ..serves(&contract::INVENTORY_HISTORY, &[])
+    },
     serves(&contract::INVENTORY_ADJUST, &["product"]),
     Job {
         follows: true,

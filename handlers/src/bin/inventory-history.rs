@@ -1,0 +1,233 @@
+//! `inventory.history`: a product's ledger entries (`OMS_LEDGER`, subject
+//! `ledger.<productId>`), newest first, `limit` at a time (staff only).
+//! `nextCursor` is the stream sequence of the oldest entry on the page (an
+//! opaque string to callers); the next page is the entries before it.
+//!
+//! Newest first without a consumer and without reading the whole history:
+//! every entry carries the product's change number `seq` (1, 2, ... in
+//! stream order), so the page's oldest entry is the one numbered
+//! `top - limit + 1`. A binary search over stream sequences with direct
+//! gets of "the first entry of this subject at or after sequence s" finds
+//! it (each probe that lands on an entry numbered below the target moves
+//! the lower bound to that entry), and one batch direct get reads the page
+//! forward from there. A page of 100 from 10^5 entries is ~20 probes and
+//! one batch, each a small request. Should numbers repeat or skip (a hand
+//! edit in KV), the page reads on until the upper bound so no entry is
+//! skipped; it is only longer or shorter than `limit`.
+
+use oms_handlers::model::{product_key, Product};
+use oms_handlers::read_model::{Page, Raw};
+use oms_handlers::{contract, ledger, run, Ctx, Problem};
+use oms_runtime::direct::{self, Stored};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::VecDeque;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct History {
+    product_id: String,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A page stays well under the server's default `max_payload` (1 MiB).
+const MAX_PAGE_BYTES: usize = 768 * 1024;
+
+fn main() {
+    run(&contract::INVENTORY_HISTORY, history)
+}
+
+async fn history(ctx: Ctx, req: History) -> Result<Page, Problem> {
+    ctx.staff_only()?;
+    let limit = req.limit.unwrap_or(100).clamp(1, 1000);
+    let reader = Reader {
+        client: &ctx.client,
+        subject: ledger::subject(&req.product_id),
+    };
+    // The newest entry to show, and the bound (exclusive) below which the
+    // page lies.
+    let (bound, top) = match &req.cursor {
+        None => match reader.last().await? {
+            Some(last) => (last.sequence + 1, number(&last)?),
+            None => {
+                // No entry (yet): an empty history, or no such product.
+                let product = ctx
+                    .store
+                    .get::<Product>(&product_key(&req.product_id))
+                    .await?;
+                return match product {
+                    Some(_) => Ok(Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    }),
+                    None => Err(Problem::not_found(format!(
+                        "product {} not found",
+                        req.product_id
+                    ))),
+                };
+            }
+        },
+        Some(cursor) => {
+            let invalid =
+                || Problem::invalid_field("/cursor", "not a cursor of this product's history");
+            let at: u64 = cursor
+                .parse()
+                .ok()
+                .filter(|at| *at > 0)
+                .ok_or_else(invalid)?;
+            let entry = reader.at(at).await?.ok_or_else(invalid)?;
+            if entry.subject != reader.subject {
+                return Err(invalid());
+            }
+            (at, number(&entry)? - 1)
+        }
+    };
+    let target = top - limit as i64 + 1;
+    let start = if target <= 1 {
+        1
+    } else {
+        reader.first_numbered(target, bound).await?
+    };
+    let entries = reader.page(start, bound, top, limit).await?;
+    let mut items: Vec<Raw> = Vec::with_capacity(entries.len());
+    let mut bytes = 0;
+    let mut oldest: Option<&Stored> = None;
+    for entry in entries.iter().rev() {
+        bytes += entry.payload.len() + 1;
+        if bytes > MAX_PAGE_BYTES && !items.is_empty() {
+            break;
+        }
+        items.push(raw(entry)?);
+        oldest = Some(entry);
+    }
+    let next_cursor = match oldest {
+        Some(oldest) if reader.has_before(oldest).await? => Some(oldest.sequence.to_string()),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// Reads one product's entries by direct gets.
+struct Reader<'a> {
+    client: &'a async_nats::Client,
+    subject: String,
+}
+
+impl Reader<'_> {
+    async fn last(&self) -> Result<Option<Stored>, Problem> {
+        self.one(json!({"last_by_subj": self.subject})).await
+    }
+
+    /// The message at `sequence`, whatever its subject.
+    async fn at(&self, sequence: u64) -> Result<Option<Stored>, Problem> {
+        self.one(json!({"seq": sequence})).await
+    }
+
+    /// The first entry of the product at or after `sequence`.
+    async fn next(&self, sequence: u64) -> Result<Option<Stored>, Problem> {
+        self.one(json!({"seq": sequence, "next_by_subj": self.subject}))
+            .await
+    }
+
+    async fn one(&self, request: serde_json::Value) -> Result<Option<Stored>, Problem> {
+        direct::one(self.client, ledger::STREAM, &request)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// A stream sequence from which the product's next entry is numbered
+    /// `target` or more, below `bound` (where an entry numbered at least
+    /// `target` is known to be).
+    async fn first_numbered(&self, target: i64, bound: u64) -> Result<u64, Problem> {
+        // Invariants: the first entry at or after `hi` is numbered
+        // >= target; every entry at or before `lo` is numbered < target.
+        let (mut lo, mut hi) = (0u64, bound - 1);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match self.next(mid).await? {
+                Some(entry) if entry.sequence < bound && number(&entry)? < target => {
+                    lo = entry.sequence.max(mid);
+                    if lo >= hi {
+                        return Ok(hi);
+                    }
+                }
+                _ => hi = mid,
+            }
+        }
+        Ok(hi)
+    }
+
+    /// Up to the newest `limit` entries from `start` up to `bound`
+    /// (exclusive), oldest first. Reads on until the entry numbered `top`
+    /// or the bound (a batch may also end early, at the server's byte cap).
+    async fn page(
+        &self,
+        start: u64,
+        bound: u64,
+        top: i64,
+        limit: usize,
+    ) -> Result<Vec<Stored>, Problem> {
+        let mut kept: VecDeque<Stored> = VecDeque::with_capacity(limit);
+        let mut from = start;
+        loop {
+            let request = json!({"seq": from, "next_by_subj": self.subject, "batch": limit});
+            let batch = direct::batch(self.client, ledger::STREAM, &request)
+                .await
+                .map_err(unavailable)?;
+            let mut last = None;
+            for entry in batch.into_iter().take_while(|e| e.sequence < bound) {
+                last = Some((entry.sequence, number(&entry)?));
+                if kept.len() == limit {
+                    kept.pop_front();
+                }
+                kept.push_back(entry);
+            }
+            let Some((sequence, number)) = last else {
+                return Ok(kept.into());
+            };
+            if sequence + 1 >= bound {
+                return Ok(kept.into());
+            }
+            // Reached the top by number: done, unless a repeated number (a
+            // hand edit) left more entries before the bound.
+            if number >= top {
+                match self.next(sequence + 1).await? {
+                    Some(more) if more.sequence < bound => {}
+                    _ => return Ok(kept.into()),
+                }
+            }
+            from = sequence + 1;
+        }
+    }
+
+    /// Whether the product has an entry older than `entry`.
+    async fn has_before(&self, entry: &Stored) -> Result<bool, Problem> {
+        if number(entry)? > 1 {
+            return Ok(true);
+        }
+        let first = self.next(1).await?;
+        Ok(first.is_some_and(|first| first.sequence < entry.sequence))
+    }
+}
+
+/// An entry's change number.
+fn number(entry: &Stored) -> Result<i64, Problem> {
+    #[derive(Deserialize)]
+    struct Numbered {
+        seq: i64,
+    }
+    serde_json::from_slice::<Numbered>(&entry.payload)
+        .map(|n| n.seq)
+        .map_err(|e| Problem::internal(format!("ledger entry {}: {e}", entry.sequence)))
+}
+
+fn raw(entry: &Stored) -> Result<Raw, Problem> {
+    let text = std::str::from_utf8(&entry.payload).map_err(Problem::internal)?;
+    serde_json::value::RawValue::from_string(text.to_owned()).map_err(Problem::internal)
+}
+
+fn unavailable(why: String) -> Problem {
+    tracing::warn!(error = %why, "ledger read failed");
+    Problem::unavailable("the ledger is unavailable")
+}
