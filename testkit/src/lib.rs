@@ -277,6 +277,26 @@ impl Stack {
         );
     }
 
+    /// Runs `oms-verify` to its end (at most 90 s): its exit code and its
+    /// output (the report's lines, and its log lines).
+    pub async fn verify(&self) -> (i32, String) {
+        let mut env = self.server.env_for("oms-verify");
+        env.extend(self.env.iter().cloned());
+        let mut verify = Proc::start("oms-verify", &env);
+        verify.may_exit();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        while verify.exit_status().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "oms-verify did not finish\n{}",
+                verify.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let code = verify.exit_status().and_then(|s| s.code()).unwrap_or(-1);
+        (code, verify.log())
+    }
+
     /// Starts one more instance of a binary; returns its index in `procs`.
     /// `env` comes last, so it may override where NATS is.
     pub fn spawn(&mut self, binary: &str) -> usize {

@@ -94,6 +94,22 @@ pub const JOBS: &[Job] = &[
         ],
     },
     Job {
+        // The auditor reads the bucket and the ledger, nothing else.
+        name: "oms-verify",
+        serves: None,
+        writes: &[],
+        calls: &[],
+        follows: true,
+        publishes: &[
+            "$JS.API.STREAM.INFO.OMS_LEDGER",
+            "$JS.API.CONSUMER.CREATE.OMS_LEDGER",
+            "$JS.API.CONSUMER.CREATE.OMS_LEDGER.>",
+            "$JS.API.CONSUMER.MSG.NEXT.OMS_LEDGER.>",
+            "$JS.API.CONSUMER.DELETE.OMS_LEDGER.>",
+            "$JS.API.CONSUMER.INFO.OMS_LEDGER.>",
+        ],
+    },
+    Job {
         name: "inventory-holds",
         serves: None,
         writes: &[],
