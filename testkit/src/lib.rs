@@ -402,18 +402,29 @@ impl Stack {
         out
     }
 
-    /// Every event in `OMS_EVENTS`, read once the event derivation has
-    /// reached the last order revision in the bucket: no order write is
-    /// left that could still add one, so a count is exact, not "at least".
+    /// Every order event in `OMS_EVENTS` (`events.orders.*`), read once the
+    /// event derivation has reached the last order revision in the bucket:
+    /// no order write is left that could still add one, so a count is
+    /// exact, not "at least".
     pub async fn quiet_events(&self) -> Vec<(String, String, Value)> {
+        self.events_to_last_order()
+            .await
+            .into_iter()
+            .filter(|e| e.0.starts_with("events.orders."))
+            .collect()
+    }
+
+    /// Every event in `OMS_EVENTS` (stock-level events too), read once the
+    /// derivation has reached the last order revision: product revisions
+    /// stored before it have been derived (make an order the last write).
+    pub async fn events_to_last_order(&self) -> Vec<(String, String, Value)> {
         let js = async_nats::jetstream::new(self.client.clone());
         let bucket = js.get_stream("KV_oms").await.expect("the bucket");
         let last_order = bucket
             .get_last_raw_message_by_subject("$KV.oms.order.>")
             .await
             .expect("an order revision")
-            .sequence
-            .to_string();
+            .sequence;
         eventually(20, "events caught up with the last order", || async {
             let Ok(events) = js.get_stream("OMS_EVENTS").await else {
                 return false;
@@ -421,7 +432,11 @@ impl Stack {
             let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
                 return false;
             };
-            last.headers.get("Oms-Revision").map(|v| v.as_str()) == Some(last_order.as_str())
+            // Revisions are derived in order; a stock event may come after.
+            last.headers
+                .get("Oms-Revision")
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                >= Some(last_order)
         })
         .await;
         self.stream_messages("OMS_EVENTS").await

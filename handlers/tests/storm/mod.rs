@@ -302,16 +302,28 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
         let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
             return false;
         };
+        // In order: a later product revision's stock event may follow.
         last.headers
             .get("Oms-Revision")
-            .map(|v| v.as_str().to_string())
-            == Some(last_revision.to_string())
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            >= Some(last_revision)
     })
     .await;
-    let ids = stack
-        .stream_messages("OMS_EVENTS")
-        .await
+    let all_events = stack.stream_messages("OMS_EVENTS").await;
+    let stock: Vec<_> = all_events
+        .iter()
+        .filter(|e| e.0.starts_with("events.inventory."))
+        .map(|e| e.1.clone())
+        .collect();
+    let stock_ids: HashSet<_> = stock.iter().collect();
+    assert_eq!(
+        stock_ids.len(),
+        stock.len(),
+        "a stock event was stored twice"
+    );
+    let ids = all_events
         .into_iter()
+        .filter(|e| e.0.starts_with("events.orders."))
         .map(|e| e.1)
         .collect::<Vec<_>>();
     let unique: HashSet<_> = ids.iter().cloned().collect();
