@@ -379,7 +379,7 @@ impl Reservation {
         let state = match order.status {
             Status::Pending | Status::Confirmed => ReservationState::Held,
             Status::Completed => ReservationState::Committed,
-            Status::Cancelled => ReservationState::Released,
+            Status::Cancelled | Status::Expired => ReservationState::Released,
         };
         Reservation {
             order_id: order.id.clone(),

@@ -48,8 +48,10 @@ pub struct SettleRequest {
     /// change since is a 412 (precondition failed) and nothing happens.
     #[serde(default)]
     pub expected_revision: Option<u64>,
-    /// Released because its time ran out (a hold past `OMS_HOLD_TTL`): the
-    /// ledger says `expire` rather than `release`. Release only.
+    /// Released because its time ran out (a hold past `OMS_HOLD_TTL`, an
+    /// unpaid order past `OMS_PENDING_TTL`): the ledger says `expire`
+    /// rather than `release`, and an order becomes EXPIRED (from PENDING
+    /// only; else 409). Release only.
     #[serde(default)]
     pub expire: bool,
     /// Who the products' ledger entries name (`Ctx::actor`).
@@ -134,7 +136,12 @@ fn settle(
         return Err(Problem::invalid_field("/expire", "only a release expires").into());
     }
     if let Some(order) = books.order(id) {
-        let to = how.order_status();
+        // An expiry moves only a PENDING order, to EXPIRED.
+        let to = if request.expire {
+            Status::Expired
+        } else {
+            how.order_status()
+        };
         match order.status.transition(to) {
             // Already there: a retry of this very change succeeds.
             Transition::Same => return Ok((Reservation::of_order(order), Vec::new())),

@@ -18,6 +18,9 @@ pub struct Config {
     pub replicas: usize,
     /// How long a reservation may wait for its order before it is released.
     pub hold_ttl: Duration,
+    /// How long an order may stay PENDING (unpaid) before it expires
+    /// (`OMS_PENDING_TTL`, seconds; 0, the default: never).
+    pub pending_ttl: Option<Duration>,
     pub gateway_addr: String,
     /// How long the gateway (and callers inside handlers) wait for a reply.
     pub request_timeout: Duration,
@@ -43,6 +46,7 @@ impl Config {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
             hold_ttl: secs("OMS_HOLD_TTL", 60.0),
+            pending_ttl: Some(secs("OMS_PENDING_TTL", 0.0)).filter(|ttl| !ttl.is_zero()),
             gateway_addr: var("GATEWAY_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             request_timeout: secs("OMS_REQUEST_TIMEOUT", 5.0),
         }

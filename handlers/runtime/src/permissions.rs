@@ -122,6 +122,13 @@ pub const JOBS: &[Job] = &[
             "$JS.API.CONSUMER.DURABLE.CREATE.KV_oms.inventory-holds",
             "$JS.API.CONSUMER.MSG.NEXT.KV_oms.inventory-holds",
             "$JS.ACK.KV_oms.inventory-holds.>",
+            // Unpaid orders (OMS_PENDING_TTL): a second durable consumer.
+            "$JS.API.CONSUMER.INFO.KV_oms.orders-expiry",
+            "$JS.API.CONSUMER.CREATE.KV_oms.orders-expiry",
+            "$JS.API.CONSUMER.CREATE.KV_oms.orders-expiry.>",
+            "$JS.API.CONSUMER.DURABLE.CREATE.KV_oms.orders-expiry",
+            "$JS.API.CONSUMER.MSG.NEXT.KV_oms.orders-expiry",
+            "$JS.ACK.KV_oms.orders-expiry.>",
         ],
     },
 ];
