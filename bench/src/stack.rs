@@ -20,6 +20,8 @@ pub const HANDLERS: &[(&str, &str)] = &[
     ("inventory-commit", "inventory.commit"),
     ("inventory-get", "inventory.get"),
     ("inventory-list", "inventory.list"),
+    ("inventory-adjust", "inventory.adjust"),
+    ("inventory-history", "inventory.history"),
     ("orders-create", "orders.create"),
     ("orders-update-status", "orders.update-status"),
     ("orders-get", "orders.get"),
@@ -28,6 +30,17 @@ pub const HANDLERS: &[(&str, &str)] = &[
 
 /// The processes that answer no requests.
 pub const WORKERS: &[&str] = &["orders-events", "inventory-holds", "inventory-ledger"];
+
+/// `BENCH_LEDGER=off` leaves `inventory-ledger` out: what the ledger costs
+/// is the difference between a run with it and one without.
+pub fn workers() -> Vec<&'static str> {
+    let off = std::env::var("BENCH_LEDGER").is_ok_and(|v| v == "off");
+    WORKERS
+        .iter()
+        .copied()
+        .filter(|w| !(off && *w == "inventory-ledger"))
+        .collect()
+}
 
 pub const GATEWAY: &str = "gateway";
 
@@ -75,7 +88,7 @@ impl Stack {
             stack.spawn(name);
         }
         if workers {
-            for name in WORKERS {
+            for name in self::workers() {
                 stack.spawn(name);
             }
         }
