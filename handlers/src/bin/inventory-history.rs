@@ -45,11 +45,15 @@ async fn history(ctx: Ctx, req: History) -> Result<Page, Problem> {
         client: &ctx.client,
         subject: ledger::subject(&req.product_id),
     };
-    // The newest entry to show, and the bound (exclusive) below which the
-    // page lies.
-    let (bound, top) = match &req.cursor {
+    // The bound (exclusive) below which the page lies, the number of its
+    // newest entry, and an entry numbered at least that at or below the
+    // bound (the newest, or the cursor's).
+    let (bound, top, known) = match &req.cursor {
         None => match reader.last().await? {
-            Some(last) => (last.sequence + 1, number(&last)?),
+            Some(last) => {
+                let n = number(&last)?;
+                (last.sequence + 1, n, (last.sequence, n))
+            }
             None => {
                 // No entry (yet): an empty history, or no such product.
                 let product = ctx
@@ -80,14 +84,15 @@ async fn history(ctx: Ctx, req: History) -> Result<Page, Problem> {
             if entry.subject != reader.subject {
                 return Err(invalid());
             }
-            (at, number(&entry)? - 1)
+            let n = number(&entry)?;
+            (at, n - 1, (at, n))
         }
     };
     let target = top - limit as i64 + 1;
     let start = if target <= 1 {
         1
     } else {
-        reader.first_numbered(target, bound).await?
+        reader.first_numbered(target, known).await?
     };
     let entries = reader.page(start, bound, top, limit).await?;
     let mut items: Vec<Raw> = Vec::with_capacity(entries.len());
@@ -137,25 +142,48 @@ impl Reader<'_> {
     }
 
     /// A stream sequence from which the product's next entry is numbered
-    /// `target` or more, below `bound` (where an entry numbered at least
-    /// `target` is known to be).
-    async fn first_numbered(&self, target: i64, bound: u64) -> Result<u64, Problem> {
-        // Invariants: the first entry at or after `hi` is numbered
-        // >= target; every entry at or before `lo` is numbered < target.
-        let (mut lo, mut hi) = (0u64, bound - 1);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            match self.next(mid).await? {
-                Some(entry) if entry.sequence < bound && number(&entry)? < target => {
-                    lo = entry.sequence.max(mid);
-                    if lo >= hi {
-                        return Ok(hi);
+    /// `target` or more, below `bound`. `top` is an entry known to be
+    /// numbered at least `target`: (its sequence, its number).
+    ///
+    /// Interpolation search, bisecting every other step so it never takes
+    /// more than about twice log2(bound) probes: a product's numbers grow
+    /// evenly along the stream when its entries are spread evenly (one hot
+    /// product, or many products at similar rates), and then the first
+    /// guess usually lands on the target itself.
+    async fn first_numbered(&self, target: i64, top: (u64, i64)) -> Result<u64, Problem> {
+        // Invariants: the first entry at or after `hi.0` is numbered
+        // >= target; every entry at or before `lo.0` is numbered < target.
+        let (mut lo, mut hi) = ((0u64, 0i64), top);
+        for step in 0u32.. {
+            if hi.0 - lo.0 <= 1 {
+                break;
+            }
+            let span = (hi.0 - lo.0) as i128;
+            let guess = if step % 2 == 0 && hi.1 > lo.1 {
+                let ahead = i128::from(target - lo.1) * span / i128::from(hi.1 - lo.1);
+                lo.0 + (ahead.clamp(1, span - 1) as u64)
+            } else {
+                lo.0 + (hi.0 - lo.0) / 2
+            };
+            match self.next(guess).await? {
+                Some(entry) if entry.sequence <= top.0 => {
+                    let n = number(&entry)?;
+                    if n == target {
+                        return Ok(entry.sequence);
+                    }
+                    if n < target {
+                        lo = (entry.sequence.max(guess), n);
+                        if lo.0 >= hi.0 {
+                            return Ok(hi.0);
+                        }
+                    } else {
+                        hi = (guess, n);
                     }
                 }
-                _ => hi = mid,
+                _ => hi = (guess, hi.1),
             }
         }
-        Ok(hi)
+        Ok(hi.0)
     }
 
     /// Up to the newest `limit` entries from `start` up to `bound`
