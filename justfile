@@ -27,6 +27,11 @@ bench:
 cluster *args: build
     scripts/up.sh --cluster {{args}}
 
+# Audit the books of the running stack (`just up`): every count against its ledger, reserved against open orders; exit 1 naming each product that disagrees.
+verify:
+    cargo build --release -p oms-handlers --bin oms-verify
+    scripts/verify.sh
+
 # Stop what `just up` started (when it runs in another terminal or was left behind).
 down:
     scripts/down.sh

@@ -3,7 +3,8 @@
 # store; never the `just up` ports). Installs wrk from Debian when missing,
 # builds every binary in release, runs target/release/oms-bench.
 # Settings: BENCH_SECS (per case, default 5), BENCH_MAX_ORDERS (default
-# 1000000), BENCH_ONLY (subset of echo,nats,http,hot,cold,growth).
+# 1000000), BENCH_ONLY (subset of echo,nats,http,hot,history,cold,growth),
+# BENCH_HISTORY_ENTRIES (default 100000), BENCH_LEDGER=off (no inventory-ledger).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -9,13 +9,16 @@
 //! 4. status updates: orders created earlier walked PENDING -> CONFIRMED ->
 //!    COMPLETED or CANCELLED, over NATS and HTTP at 64;
 //! 5. one hot product reserved by 64 buyers, and the proof of no oversell;
-//! 6. handler cold start and every binary's idle RSS;
+//! 6. history: a page of one product's ledger of `BENCH_HISTORY_ENTRIES`
+//!    entries (default 100000), newest and from a random cursor; then
+//!    handler cold start and every binary's idle RSS;
 //! 7. growth: get-by-id and the first list page at 10^3 .. 10^6 stored orders
 //!    (on a second fresh stack, so earlier cases' orders do not count).
 //!
 //! Settings: `BENCH_SECS` (per case, default 5), `BENCH_MAX_ORDERS` (largest
 //! growth size, default 1000000), `BENCH_ONLY` (comma-separated subset of
-//! `echo,nats,http,hot,cold,growth`). Results: the table on stdout and one
+//! `echo,nats,http,hot,history,cold,growth`); `BENCH_LEDGER=off` runs
+//! without `inventory-ledger` (the ledger's cost is the difference). Results: the table on stdout and one
 //! JSON object per line in `target/bench/results.jsonl`.
 //!
 //! Every case also reports what a successful request cost (`cost.rs`): CPU
@@ -267,6 +270,11 @@ async fn main() {
     if settings.runs("hot") {
         report.section("Hot SKU: 64 buyers reserving 1 unit of one product");
         hot_sku(&mut report, &stack, &control, &loader, &settings).await;
+    }
+
+    if settings.runs("history") {
+        report.section("History: a ledger page of one product with many entries");
+        history(&mut report, &stack, &control, &loader, &settings).await;
     }
 
     if settings.runs("cold") {
@@ -735,6 +743,118 @@ async fn status_http(
 
 /// 64 tasks reserve 1 unit of `HOT` each, with a fresh orderId every time;
 /// afterwards the product must show exactly the successful reservations.
+/// A page of `inventory.history` for a product with
+/// `BENCH_HISTORY_ENTRIES` ledger entries (made first by as many
+/// add-stocks, not measured): the newest page, and a page from a random
+/// cursor (collected by walking the whole history once).
+async fn history(
+    report: &mut Report,
+    stack: &Stack,
+    control: &Client,
+    loader: &Client,
+    settings: &Settings,
+) {
+    if !stack::workers().any(|w| w == "inventory-ledger") {
+        report.note("history: skipped, inventory-ledger is not running (BENCH_LEDGER=off)");
+        return;
+    }
+    let entries: usize = std::env::var("BENCH_HISTORY_ENTRIES")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(100_000);
+    let product = format!("HIST-{}", nuid::next());
+    let left = Arc::new(AtomicUsize::new(entries));
+    let body = Bytes::from(format!(
+        r#"{{"productId":"{product}","quantity":1,"price":{PRICE}}}"#
+    ));
+    let fill: Payload = Arc::new(move |_, _, _| {
+        left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .ok()
+            .map(|_| body.clone())
+    });
+    let started = Instant::now();
+    // Few at once: every add-stock is a compare-and-set on the one key.
+    let made = load::run(
+        loader,
+        "inventory.add-stock",
+        4,
+        Duration::from_secs(3600),
+        fill,
+        None,
+    )
+    .await;
+    // The ledger has them all once its newest entry is change `entries`.
+    let newest = json!({"productId": product, "limit": 1});
+    loop {
+        let page = expect_ok(control, "inventory.history", &newest).await;
+        if page["items"][0]["seq"].as_u64() >= Some(made.ok) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut cursors = Vec::new();
+    let mut walk = json!({"productId": product, "limit": 1000});
+    let walked = Instant::now();
+    let mut seen = 0;
+    loop {
+        let page = expect_ok(control, "inventory.history", &walk).await;
+        seen += page["items"].as_array().map_or(0, Vec::len);
+        let Some(cursor) = page["nextCursor"].as_str() else {
+            break;
+        };
+        cursors.push(cursor.to_string());
+        walk["cursor"] = cursor.into();
+    }
+    report.note(&format!(
+        "history: {} add-stocks of {product} in {:.1} s ({} errors); walked its {seen} entries in {} pages of 1000 in {:.2} s",
+        made.ok,
+        started.elapsed().as_secs_f64(),
+        made.errors,
+        cursors.len() + 1,
+        walked.elapsed().as_secs_f64()
+    ));
+    let top: Payload = {
+        let body = Bytes::from(json!({"productId": product, "limit": 100}).to_string());
+        Arc::new(move |_, _, _| Some(body.clone()))
+    };
+    let deep: Payload = {
+        let bodies: Vec<Bytes> = cursors
+            .iter()
+            .map(|c| {
+                Bytes::from(json!({"productId": product, "limit": 100, "cursor": c}).to_string())
+            })
+            .collect();
+        Arc::new(move |rng, _, _| {
+            (!bodies.is_empty()).then(|| bodies[rng.below(bodies.len())].clone())
+        })
+    };
+    for (name, payload) in [
+        ("inventory.history newest 100", top),
+        ("inventory.history 100 from a random cursor", deep),
+    ] {
+        for concurrency in [1, 16] {
+            let (outcome, cost) = nats_measured(
+                stack,
+                loader,
+                "inventory.history",
+                concurrency,
+                settings,
+                payload.clone(),
+                None,
+            )
+            .await;
+            nats_row(
+                report,
+                name,
+                "inventory.history",
+                concurrency,
+                &outcome,
+                &cost,
+            );
+        }
+    }
+}
+
 async fn hot_sku(
     report: &mut Report,
     stack: &Stack,

@@ -17,9 +17,12 @@ pub fn handlers() -> impl Iterator<Item = (&'static str, String)> {
         .map(|op| (op.service, op.subject()))
 }
 
-/// The processes that answer no requests.
+/// The processes that answer no requests. `BENCH_LEDGER=off` leaves
+/// `inventory-ledger` out: what the ledger costs is the difference between
+/// a run with it and one without.
 pub fn workers() -> impl Iterator<Item = &'static str> {
-    oms_runtime::permissions::workers()
+    let off = std::env::var("BENCH_LEDGER").is_ok_and(|v| v == "off");
+    oms_runtime::permissions::workers().filter(move |w| !(off && *w == "inventory-ledger"))
 }
 
 pub const GATEWAY: &str = "gateway";

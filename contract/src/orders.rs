@@ -22,6 +22,19 @@ pub struct Order {
     pub total_amount: Cents,
     pub created_at: String,
     pub updated_at: String,
+    /// The KV revision, in replies only (see [`crate::Product::revision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+}
+
+impl Order {
+    /// This value as read or written at `revision` (the reply's ETag).
+    pub fn at(self, revision: u64) -> Order {
+        Order {
+            revision: Some(revision),
+            ..self
+        }
+    }
 }
 
 /// `orders.create`.
@@ -38,10 +51,13 @@ pub struct Create {
 
 /// `orders.update-status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateStatus {
     pub id: String,
     pub status: Status,
+    /// The revision the caller decided on (REST `If-Match`): another is 412.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_revision: Option<u64>,
 }
 
 /// `orders.get`.

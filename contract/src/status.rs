@@ -10,6 +10,9 @@ pub enum Status {
     Confirmed,
     Completed,
     Cancelled,
+    /// A PENDING order left unpaid past `OMS_PENDING_TTL`: final, set only
+    /// by the system; no request may ask for it.
+    Expired,
 }
 
 /// What setting `to` on an order that is `from` means.
@@ -22,18 +25,19 @@ pub enum Transition {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Pending,
         Status::Confirmed,
         Status::Completed,
         Status::Cancelled,
+        Status::Expired,
     ];
 
     pub fn transition(self, to: Status) -> Transition {
         use Status::*;
         match (self, to) {
             (from, to) if from == to => Transition::Same,
-            (Pending, Confirmed | Cancelled) | (Confirmed, Completed | Cancelled) => {
+            (Pending, Confirmed | Cancelled | Expired) | (Confirmed, Completed | Cancelled) => {
                 Transition::Allowed
             }
             _ => Transition::Illegal,
@@ -51,6 +55,7 @@ impl Status {
             Status::Confirmed => "CONFIRMED",
             Status::Completed => "COMPLETED",
             Status::Cancelled => "CANCELLED",
+            Status::Expired => "EXPIRED",
         }
     }
 }
@@ -67,6 +72,7 @@ mod tests {
             (Pending, Cancelled),
             (Confirmed, Completed),
             (Confirmed, Cancelled),
+            (Pending, Expired),
         ];
         for from in Status::ALL {
             for to in Status::ALL {
@@ -84,11 +90,14 @@ mod tests {
 
     #[test]
     fn final_statuses_are_final() {
-        for to in [Pending, Confirmed] {
-            assert_eq!(Completed.transition(to), Transition::Illegal);
-            assert_eq!(Cancelled.transition(to), Transition::Illegal);
+        for to in [Pending, Confirmed, Cancelled, Completed] {
+            for end in [Completed, Cancelled, Expired] {
+                if end != to {
+                    assert_eq!(end.transition(to), Transition::Illegal);
+                }
+            }
         }
         assert!(Pending.is_open() && Confirmed.is_open());
-        assert!(!Completed.is_open() && !Cancelled.is_open());
+        assert!(!Completed.is_open() && !Cancelled.is_open() && !Expired.is_open());
     }
 }

@@ -33,6 +33,10 @@ pub struct Endpoint {
     /// The body field `Idempotency-Key` fills: `idempotencyKey`, or
     /// `requestId` for operations that call their retry token that.
     pub idempotency_field: Option<&'static str>,
+    /// The request takes `expectedRevision`, which `If-Match` fills.
+    pub conditional: bool,
+    /// The reply carries the `revision` of what it shows: its `ETag`.
+    pub tagged: bool,
     /// The reply is a page `{items, nextCursor?}`: REST answers the bare
     /// array and a `Link: rel="next"` header.
     pub paged: bool,
@@ -42,6 +46,9 @@ pub struct Endpoint {
     pub request_schema: Value,
     pub response_schema: Value,
 }
+
+/// The request field `If-Match` becomes.
+pub const EXPECTED_REVISION: &str = "expectedRevision";
 
 /// `Location: {prefix}{reply[field]}`.
 #[derive(Debug, Clone)]
@@ -63,6 +70,8 @@ impl Endpoint {
         let idempotency_field = ["idempotencyKey", "requestId"]
             .into_iter()
             .find(|name| fields.contains_key(*name));
+        let conditional = fields.contains_key(EXPECTED_REVISION);
+        let tagged = response_schema["properties"]["revision"].is_object();
         let paged = response_schema["properties"]["nextCursor"].is_object()
             && response_schema["properties"]["items"]["type"] == "array";
         Some(Endpoint {
@@ -72,6 +81,8 @@ impl Endpoint {
             has_body: !matches!(route.method, "GET" | "HEAD" | "DELETE"),
             fields,
             idempotency_field,
+            conditional,
+            tagged,
             paged,
             location: None,
             request_schema,
@@ -155,6 +166,10 @@ mod tests {
         assert_eq!(create.idempotency_field, Some("idempotencyKey"));
         assert_eq!(create.status, StatusCode::CREATED);
         assert!(create.has_body && !create.paged);
+
+        let status = Endpoint::new(&contract::ORDERS_UPDATE_STATUS).unwrap();
+        assert!(status.conditional && status.tagged);
+        assert!(!list.conditional && !list.tagged);
 
         let add = Endpoint::new(&contract::INVENTORY_ADD_STOCK).unwrap();
         assert_eq!(add.idempotency_field, Some("requestId"));

@@ -77,6 +77,17 @@ async fn try_forward(
         })?),
         None => None,
     };
+    let if_match = match head.headers.get(hyper::header::IF_MATCH) {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            Problem::invalid_field("/expectedRevision", "If-Match is not visible ASCII")
+        })?),
+        None => None,
+    };
+    let expected_revision = if endpoint.conditional {
+        payload::if_match(if_match)?
+    } else {
+        None
+    };
     let payload = payload::build(
         endpoint,
         Parts {
@@ -84,6 +95,7 @@ async fn try_forward(
             query: head.uri.query(),
             body,
             idempotency_key,
+            expected_revision,
             rules: who.grant.rules(),
         },
     )?;

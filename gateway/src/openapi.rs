@@ -165,6 +165,15 @@ fn parameters(endpoint: &Endpoint, path_params: &[&str]) -> Vec<Value> {
             "schema": property(field),
         }));
     }
+    if endpoint.conditional {
+        parameters.push(json!({
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "description": "The ETag the change was decided on (`\"<revision>\"`), sent to the operation as `expectedRevision`: another revision is a 412 and nothing changes",
+            "schema": {"type": "string"},
+        }));
+    }
     for (name, description) in [
         ("X-Request-Id", "Travels to the handler as a NATS header and appears in its logs; generated when absent"),
         ("traceparent", "W3C trace context, forwarded to the handler"),
@@ -178,6 +187,9 @@ fn responses(endpoint: &Endpoint, response_name: &str, names_a_resource: bool) -
     let mut headers = json!({"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}});
     if endpoint.paged {
         headers["Link"] = json!({"description": "`<...>; rel=\"next\"` while more pages exist", "schema": {"type": "string"}});
+    }
+    if endpoint.tagged && !endpoint.paged {
+        headers["ETag"] = json!({"description": "`\"<revision>\"`: the KV revision of what the body shows (also its `revision`)", "schema": {"type": "string"}});
     }
     if endpoint.location.is_some() {
         headers["Location"] = json!({"description": "Where the created resource is read", "schema": {"type": "string"}});
@@ -195,6 +207,9 @@ fn responses(endpoint: &Endpoint, response_name: &str, names_a_resource: bool) -
     });
     if names_a_resource {
         responses["404"] = problem_ref();
+    }
+    if endpoint.conditional {
+        responses["412"] = problem_ref();
     }
     responses
 }

@@ -8,7 +8,7 @@
 //! it cannot turn into a payload (a parameter that is not UTF-8, one field
 //! given two different values), and what [`Rules`] forbid the caller.
 
-use crate::endpoint::{typed, Endpoint};
+use crate::endpoint::{typed, Endpoint, EXPECTED_REVISION};
 use crate::{auth, url};
 use bytes::Bytes;
 use oms_runtime::Problem;
@@ -20,6 +20,8 @@ pub struct Parts<'a> {
     pub query: Option<&'a str>,
     pub body: Option<Bytes>,
     pub idempotency_key: Option<&'a str>,
+    /// From `If-Match` (see [`if_match`]).
+    pub expected_revision: Option<u64>,
     pub rules: Rules<'a>,
 }
 
@@ -52,6 +54,9 @@ pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
     }
     if let (Some(field), Some(key)) = (endpoint.idempotency_field, parts.idempotency_key) {
         extra.push((field.to_string(), Value::String(key.to_string())));
+    }
+    if let Some(revision) = parts.expected_revision.filter(|_| endpoint.conditional) {
+        extra.push((EXPECTED_REVISION.to_string(), Value::from(revision)));
     }
 
     let rules = parts.rules;
@@ -99,6 +104,54 @@ pub fn build(endpoint: &Endpoint, parts: Parts<'_>) -> Result<Bytes, Problem> {
         }
     }
     Ok(Bytes::from(Value::Object(object).to_string()))
+}
+
+/// `If-Match` (RFC 9110 §13.1.1) as the `expectedRevision` it asks for.
+/// The gateway's entity tags are strong, `"<revision>"`: `*` asks for
+/// nothing (`None`); a tag that can never match — weak (`W/"..."`, which
+/// a strong comparison never matches) or not a revision — is a 412 at
+/// once, as RFC 9110 asks; several different revisions cannot be sent on
+/// as one `expectedRevision` (400); an unparsable header is a 400.
+pub fn if_match(value: Option<&str>) -> Result<Option<u64>, Problem> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    if value == "*" {
+        return Ok(None);
+    }
+    let malformed = || {
+        Problem::invalid_field(
+            format!("/{EXPECTED_REVISION}"),
+            "If-Match must be \"*\" or a list of quoted entity tags",
+        )
+    };
+    let mut revisions = Vec::new();
+    for tag in value.split(',').map(str::trim) {
+        let (weak, quoted) = match tag.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, tag),
+        };
+        let opaque = quoted
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|t| !t.contains('"'))
+            .ok_or_else(malformed)?;
+        match opaque.parse::<u64>() {
+            Ok(revision) if !weak && revision > 0 => revisions.push(revision),
+            _ => {}
+        }
+    }
+    revisions.dedup();
+    match revisions.as_slice() {
+        [] => Err(Problem::precondition_failed(format!(
+            "If-Match {value} names no current revision"
+        ))),
+        [one] => Ok(Some(*one)),
+        _ => Err(Problem::invalid_field(
+            format!("/{EXPECTED_REVISION}"),
+            "If-Match may name one revision only",
+        )),
+    }
 }
 
 /// The schemas' pattern for idempotency keys and request ids.
@@ -156,6 +209,7 @@ mod tests {
             query,
             body: Some(Bytes::from(body.to_string())),
             idempotency_key: None,
+            expected_revision: None,
             rules: Rules::default(),
         }
     }
@@ -270,6 +324,30 @@ mod tests {
         );
         assert!(valid_key("a") && valid_key(&"a".repeat(64)) && !valid_key(&"a".repeat(65)));
         assert!(!valid_key("-a") && !valid_key("") && !valid_key("a.b"));
+    }
+
+    #[test]
+    fn if_match_becomes_expected_revision() {
+        assert_eq!(if_match(None).unwrap(), None);
+        assert_eq!(if_match(Some("*")).unwrap(), None);
+        assert_eq!(if_match(Some("\"12\"")).unwrap(), Some(12));
+        assert_eq!(if_match(Some(" \"12\", \"12\"")).unwrap(), Some(12));
+        assert_eq!(if_match(Some("W/\"12\", \"13\"")).unwrap(), Some(13));
+        assert_eq!(if_match(Some("W/\"12\"")).unwrap_err().status, 412);
+        assert_eq!(if_match(Some("\"abc\"")).unwrap_err().status, 412);
+        assert_eq!(if_match(Some("\"1\", \"2\"")).unwrap_err().status, 400);
+        assert_eq!(if_match(Some("12")).unwrap_err().status, 400);
+        let mut with = parts(&[("id", "o-1")], None, r#"{"status":"CANCELLED"}"#);
+        with.expected_revision = Some(7);
+        let got = run(&contract::ORDERS_UPDATE_STATUS, with).unwrap();
+        assert_eq!(
+            got,
+            json!({"id": "o-1", "status": "CANCELLED", "expectedRevision": 7})
+        );
+        let mut clash = parts(&[("id", "o-1")], None, r#"{"expectedRevision":8}"#);
+        clash.expected_revision = Some(7);
+        let err = run(&contract::ORDERS_UPDATE_STATUS, clash).unwrap_err();
+        assert_eq!(err.errors[0].pointer, "/expectedRevision");
     }
 
     #[test]

@@ -128,6 +128,7 @@ mod tests {
     #[test]
     fn unnamed_operations_are_staff_only() {
         assert_eq!(for_operation(&contract::INVENTORY_ADD_STOCK), Access::Staff);
+        assert_eq!(for_operation(&contract::INVENTORY_ADJUST), Access::Staff);
         assert_eq!(for_operation(&contract::INVENTORY_RESERVE), Access::Staff);
         assert_eq!(for_operation(&contract::INVENTORY_GET), Access::AnyRole);
     }

@@ -11,7 +11,7 @@ use crate::endpoint::Endpoint;
 use crate::respond::{self, Body};
 use crate::url;
 use async_nats::Message;
-use hyper::header::{HeaderValue, LINK, LOCATION};
+use hyper::header::{HeaderValue, ETAG, LINK, LOCATION};
 use hyper::{Response, StatusCode, Uri};
 use oms_runtime::service::{ERROR_CODE_HEADER, ERROR_HEADER};
 use oms_runtime::Problem;
@@ -35,6 +35,11 @@ pub fn to_http(
     } else {
         respond::json(endpoint.status, message.payload.clone())
     };
+    if endpoint.tagged && !endpoint.paged {
+        if let Some(tag) = entity_tag(&message.payload) {
+            response.headers_mut().insert(ETAG, tag);
+        }
+    }
     if let Some(location) = &endpoint.location {
         // Only the one field is read; the rest of the body stays raw.
         let reply: std::collections::HashMap<&str, &serde_json::value::RawValue> =
@@ -50,6 +55,20 @@ pub fn to_http(
         }
     }
     Ok(response)
+}
+
+/// `ETag: "<revision>"` of a reply that names the revision it shows
+///: strong, since a revision names one exact stored value.
+fn entity_tag(payload: &[u8]) -> Option<HeaderValue> {
+    #[derive(serde::Deserialize)]
+    struct Revision {
+        revision: Option<u64>,
+    }
+    if !payload.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let revision = serde_json::from_slice::<Revision>(payload).ok()?.revision?;
+    HeaderValue::from_str(&format!("\"{revision}\"")).ok()
 }
 
 /// An error reply as HTTP; `None` for a success.
@@ -132,6 +151,14 @@ pub fn next_link(uri: &Uri, cursor: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_revision_is_the_entity_tag() {
+        let tag = entity_tag(br#"{"id":"o","revision":42,"items":[]}"#).unwrap();
+        assert_eq!(tag, "\"42\"");
+        assert!(entity_tag(br#"{"id":"o"}"#).is_none());
+        assert!(entity_tag(b"[1]").is_none());
+    }
 
     #[test]
     fn next_link_keeps_the_query_and_replaces_the_cursor() {

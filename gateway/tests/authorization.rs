@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use testkit::{eventually, request, Stack};
 
-const SERVICES: [&str; 11] = [
+const SERVICES: [&str; 13] = [
+    "inventory-adjust",
+    "inventory-history",
     "inventory-add-stock",
     "inventory-get",
     "inventory-list",
@@ -164,13 +166,14 @@ async fn every_route_for_every_caller() {
     let check = json!({"items": [{"productId": "apple", "quantity": 1}]});
     let alice_path = format!("/orders/{alice_order}");
     #[rustfmt::skip]
-    let reads: [(&str, &str, Option<&Value>, [u16; 6]); 11] = [
+    let reads: [(&str, &str, Option<&Value>, [u16; 6]); 12] = [
         ("GET", "/healthz", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/readyz", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/openapi.json", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/metrics", None, [401, 401, 403, 403, 403, 200]),
         ("GET", "/inventory", None, [401, 401, 200, 200, 403, 200]),
         ("GET", "/inventory/apple", None, [401, 401, 200, 200, 403, 200]),
+        ("GET", "/inventory/apple/history", None, [401, 401, 403, 403, 403, 200]),
         ("POST", "/inventory/check", Some(&check), [401, 401, 200, 200, 403, 200]),
         ("GET", &alice_path, None, [401, 401, 200, 404, 403, 200]),
         ("GET", "/orders/no-such-order", None, [401, 401, 404, 404, 403, 404]),
@@ -201,6 +204,7 @@ async fn every_route_for_every_caller() {
 
     // Refused writes change nothing.
     let add = json!({"productId": "apple", "quantity": 5, "price": 0.01});
+    let adjust = json!({"delta": 5, "reason": "received"});
     let order = json!({"items": [{"productId": "apple", "quantity": 1}]});
     let for_bob = json!({"customerId": "bob", "items": [{"productId": "apple", "quantity": 1}]});
     let cancel = json!({"status": "CANCELLED"});
@@ -212,11 +216,14 @@ async fn every_route_for_every_caller() {
         .filter(|w| matches!(w, Nobody | Bad(_)))
     {
         refused.push((who, "POST", "/inventory", &add, 401));
+        refused.push((who, "POST", "/inventory/apple/adjust", &adjust, 401));
         refused.push((who, "POST", "/orders", &order, 401));
         refused.push((who, "PUT", &alice_status, &cancel, 401));
     }
     refused.extend([
         (Alice, "POST", "/inventory", &add, 403),
+        (Alice, "POST", "/inventory/apple/adjust", &adjust, 403),
+        (NoRole, "POST", "/inventory/apple/adjust", &adjust, 403),
         (Bob, "POST", "/inventory", &add, 403),
         (NoRole, "POST", "/inventory", &add, 403),
         (NoRole, "POST", "/orders", &order, 403),

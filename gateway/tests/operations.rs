@@ -532,7 +532,7 @@ async fn openapi_is_3_1_and_lists_every_route_with_its_schemas() {
             assert!(entry["responses"]["413"].is_object() && entry["responses"]["415"].is_object());
         }
     }
-    assert_eq!(routed, 8, "the eight REST routes of the design");
+    assert_eq!(routed, 10, "the REST routes of the design");
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         assert!(doc["paths"][path]["get"].is_object(), "{path}");
     }

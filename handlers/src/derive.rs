@@ -45,8 +45,9 @@ pub struct Derived {
 
 /// What a deriver follows and what it makes of it.
 pub struct Derivation {
-    /// Keys of the bucket to follow, e.g. `order.>`.
-    pub pattern: &'static str,
+    /// Keys of the bucket to follow, e.g. `["order.>"]`: their revisions
+    /// come in the bucket's order, whatever the key.
+    pub patterns: &'static [&'static str],
     /// The stream derived messages go to.
     pub stream: &'static str,
     /// The message a revision stands for; `None` for revisions that stand
@@ -88,7 +89,7 @@ async fn derive(
         ?start,
         "deriving"
     );
-    let (mut chunks, _) = store.changes(derivation.pattern, start).await?;
+    let (mut chunks, _) = store.changes(derivation.patterns, start).await?;
     while let Some(chunk) = chunks.next().await {
         let mut messages = Vec::new();
         for entry in chunk? {

@@ -97,13 +97,45 @@ impl Record {
         }
     }
 
+    /// The stored JSON: never with a reply's `revision` (a stored value
+    /// cannot know its own).
     fn json(&self) -> Vec<u8> {
         match self {
+            Record::Product(p) if p.revision.is_some() => serde_json::to_vec(&Product {
+                revision: None,
+                ..p.clone()
+            }),
             Record::Product(p) => serde_json::to_vec(p),
+            Record::Order(o) if o.revision.is_some() => serde_json::to_vec(&Order {
+                revision: None,
+                ..o.clone()
+            }),
             Record::Order(o) => serde_json::to_vec(o),
             Record::Hold(h) => serde_json::to_vec(h),
         }
         .expect("records serialize")
+    }
+}
+
+/// A reply that names the revisions of the records it shows (its ETag):
+/// they are known only once the group's batch is written.
+pub trait Revised {
+    /// Sets the revision of every record the reply holds; `revision` gives
+    /// a key's revision after the group (written, or as read).
+    fn stamp(&mut self, revision: &dyn Fn(&Key) -> Option<u64>);
+}
+
+impl Revised for Reservation {
+    fn stamp(&mut self, revision: &dyn Fn(&Key) -> Option<u64>) {
+        if let Some(order) = &mut self.order {
+            order.revision = revision(&Key::Order(order.id.clone()));
+        }
+    }
+}
+
+impl Revised for Product {
+    fn stamp(&mut self, revision: &dyn Fn(&Key) -> Option<u64>) {
+        self.revision = revision(&Key::Product(self.product_id.clone()));
     }
 }
 
@@ -177,6 +209,19 @@ impl Books {
             .map(|s| s.revision)
     }
 
+    /// Whether `key` is as read: no decision of this group changed it yet.
+    /// A product changed twice in one group is written once, as one
+    /// revision that records both changes (`Product::record`).
+    pub fn unchanged(&self, key: &Key) -> bool {
+        self.slots.get(key).is_some_and(|s| !s.changed)
+    }
+
+    /// Records `part` as the change of product `product` in this group.
+    pub fn record_change(&self, product: &mut Product, part: oms_contract::Part) {
+        let fresh = self.unchanged(&Key::Product(product.product_id.clone()));
+        product.record(part, fresh);
+    }
+
     /// How many keys the batch would write with `changes` applied too.
     fn would_write(&self, changes: &[Record]) -> usize {
         let changed = self.slots.values().filter(|s| s.changed).count();
@@ -200,18 +245,19 @@ impl Books {
         }
     }
 
-    fn writes(&self) -> Vec<Write> {
+    fn writes(&self) -> Vec<(Key, Write)> {
         self.slots
             .iter()
             .filter(|(_, slot)| slot.changed)
             .filter_map(|(key, slot)| {
                 let record = slot.record.as_ref()?;
-                Some(Write {
+                let write = Write {
                     key: key.name(),
                     value: record.json().into(),
                     expected: slot.revision,
                     ttl: None,
-                })
+                };
+                Some((key.clone(), write))
             })
             .collect()
     }
@@ -267,7 +313,7 @@ pub struct Group<Req, Rep> {
 impl<Req, Rep> Group<Req, Rep>
 where
     Req: Send + Sync + 'static,
-    Rep: Clone + Send + 'static,
+    Rep: Revised + Clone + Send + 'static,
 {
     pub fn new(store: Store, reads: Reads<Req>, decide: Decide<Req, Rep>) -> Arc<Self> {
         Arc::new(Group {
@@ -426,20 +472,27 @@ where
         }
         // What did not fit waits for the next batch.
         outcomes.resize_with(requests.len(), || None);
-        let writes = books.writes();
-        if writes.is_empty() {
-            return Ok(outcomes);
+        let (keys, writes): (Vec<Key>, Vec<Write>) = books.writes().into_iter().unzip();
+        let mut written = BTreeMap::new();
+        if !writes.is_empty() {
+            fault::point("group.before-write").await;
+            if writing.into_iter().any(Deadline::passed) {
+                return Err(Lost::Expired);
+            }
+            let last = match self.store.apply(&writes).await {
+                Ok(last) => last,
+                Err(StoreError::Conflict) => return Err(Lost::Race),
+                Err(err) => return Err(Lost::Failed(err.into())),
+            };
+            fault::point("group.after-write").await;
+            // A batch's messages are stored at consecutive sequences.
+            let first = last + 1 - keys.len() as u64;
+            written.extend(keys.into_iter().zip(first..));
         }
-        fault::point("group.before-write").await;
-        if writing.into_iter().any(Deadline::passed) {
-            return Err(Lost::Expired);
+        let revision = |key: &Key| written.get(key).copied().or_else(|| books.revision(key));
+        for reply in outcomes.iter_mut().flatten().flatten() {
+            reply.stamp(&revision);
         }
-        match self.store.apply(&writes).await {
-            Ok(_) => {}
-            Err(StoreError::Conflict) => return Err(Lost::Race),
-            Err(err) => return Err(Lost::Failed(err.into())),
-        }
-        fault::point("group.after-write").await;
         Ok(outcomes)
     }
 }
@@ -526,7 +579,7 @@ mod tests {
         let writes = books.writes();
         let expected: Vec<_> = writes
             .iter()
-            .map(|w| (w.key.as_str(), w.expected))
+            .map(|(_, w)| (w.key.as_str(), w.expected))
             .collect();
         assert_eq!(expected, [("product.A", 4), ("product.B", 0)]);
     }

@@ -8,6 +8,7 @@
 pub mod derive;
 pub mod events;
 pub mod group;
+pub mod ledger;
 pub mod model;
 pub mod read_model;
 pub mod settle;

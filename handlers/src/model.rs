@@ -82,6 +82,7 @@ pub fn total(items: &[PricedItem]) -> Cents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oms_contract::{Part, Product, Reason};
 
     fn item(id: &str) -> Item {
         Item {
@@ -124,6 +125,53 @@ mod tests {
         assert_ne!(scoped, stock_request_key(Some("bob"), "r-1"));
         assert_eq!(stock_request_key(None, "r-1"), "request.add-stock.r-1");
         assert!(scoped.starts_with("request.add-stock.by."));
+    }
+
+    #[test]
+    fn a_revision_records_its_change_and_a_group_joins_them() {
+        let mut product = Product {
+            product_id: "A".into(),
+            quantity: 10,
+            reserved: 0,
+            price: Cents(1),
+            created_at: String::new(),
+            updated_at: String::new(),
+            low_stock_threshold: None,
+            last_change: None,
+            revision: None,
+        };
+        let reserve = |order: &str, n: i64| {
+            Part::new(Reason::Reserve, Some(order), Some("alice")).moved(-n, n)
+        };
+        product.record(reserve("o1", 2), true);
+        let first = product.last_change.clone().unwrap();
+        assert_eq!((first.seq, first.part.quantity_delta), (1, -2));
+        assert!(first.parts.is_empty());
+        // The next revision: the next number, the previous change replaced.
+        product.record(reserve("o2", 3), true);
+        // The same revision (one group): joined, summed, what they share kept.
+        product.record(reserve("o3", 1), false);
+        let change = product.last_change.clone().unwrap();
+        assert_eq!(change.seq, 2);
+        assert_eq!(change.parts.len(), 2);
+        assert_eq!(
+            (change.part.quantity_delta, change.part.reserved_delta),
+            (-4, 4)
+        );
+        assert_eq!(change.part.reason, Reason::Reserve);
+        assert_eq!(change.part.reference, None, "two orders");
+        assert_eq!(change.part.actor.as_deref(), Some("alice"));
+        let released = Part::new(Reason::Release, Some("o9"), Some("bob")).moved(5, -5);
+        product.record(released, false);
+        let change = product.last_change.unwrap();
+        assert_eq!(change.part.reason, Reason::Mixed);
+        assert_eq!(change.part.actor, None);
+        assert_eq!(change.parts.len(), 3);
+        let json = serde_json::to_value(&change.parts[2]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"reason": "release", "ref": "o9", "actor": "bob", "quantityDelta": 5, "reservedDelta": -5})
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub struct RawPage {
 // A page of stored products or orders is their list reply, copied.
 impl oms_contract::Answer<oms_contract::Page<oms_contract::Product>> for RawPage {}
 impl oms_contract::Answer<oms_contract::Page<oms_contract::Order>> for RawPage {}
+impl oms_contract::Answer<oms_contract::Page<oms_contract::LedgerEntry>> for RawPage {}
 
 impl RawPage {
     fn new(items: Vec<Raw>, next_cursor: Option<String>) -> RawPage {

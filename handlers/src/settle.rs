@@ -10,7 +10,8 @@
 //! state and changes nothing.
 
 use crate::group::{Books, Decide, Decision, Group, Key, Read, Record};
-use oms_contract::{PricedItem, Reservation, ReservationState, SettleRequest, Status, Transition};
+use oms_contract::{Part, PricedItem, Reason, Reservation, ReservationState};
+use oms_contract::{SettleRequest, Status, Transition};
 use oms_runtime::Problem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +48,9 @@ pub fn serve(
     let group = move |app: &std::sync::Arc<oms_runtime::App>| {
         std::future::ready(Group::new(app.store.clone(), reads, decide))
     };
-    let settle = |ctx: oms_runtime::Ctx<std::sync::Arc<Settles>>, request| async move {
+    let settle = |ctx: oms_runtime::Ctx<std::sync::Arc<Settles>>, mut request: SettleRequest| async move {
         ctx.staff_only()?;
+        request.actor = ctx.actor().map(String::from);
         ctx.state.submit(request, ctx.deadline).await
     };
     oms_runtime::run_with(op, group, settle)
@@ -112,8 +114,16 @@ fn settle(
     how: Settle,
 ) -> Result<(Reservation, Vec<Record>), Refusal> {
     let id = &request.order_id;
+    if request.expire && how == Settle::Commit {
+        return Err(Problem::invalid_field("/expire", "only a release expires").into());
+    }
     if let Some(order) = books.order(id) {
-        let to = how.order_status();
+        // An expiry moves only a PENDING order, to EXPIRED.
+        let to = if request.expire {
+            Status::Expired
+        } else {
+            how.order_status()
+        };
         match order.status.transition(to) {
             // Already there: a retry of this very change succeeds.
             Transition::Same => return Ok((Reservation::of_order(order), Vec::new())),
@@ -130,7 +140,7 @@ fn settle(
             Transition::Allowed => {}
         }
         check_revision(books, Key::Order(id.clone()), request)?;
-        let mut changes = move_stock(books, &order.items, now, how)?;
+        let mut changes = move_stock(books, request, &order.items, now, how)?;
         let mut order = order.clone();
         order.previous_status = Some(order.status);
         order.status = to;
@@ -152,7 +162,7 @@ fn settle(
         .into());
     }
     check_revision(books, Key::Hold(id.clone()), request)?;
-    let mut changes = move_stock(books, &hold.items, now, how)?;
+    let mut changes = move_stock(books, request, &hold.items, now, how)?;
     let settled = Reservation {
         state: how.hold_state(),
         updated_at: now.to_string(),
@@ -166,24 +176,32 @@ fn check_revision(books: &Books, key: Key, request: &SettleRequest) -> Result<()
     match request.expected_revision {
         Some(expected) if books.revision(&key) != Some(expected) => {
             let detail = format!(
-                "{} was changed concurrently; read it again",
+                "{} is no longer at revision {expected}; read it again",
                 request.order_id
             );
-            Err(Problem::conflict("concurrent-update", detail).into())
+            Err(Problem::precondition_failed(detail).into())
         }
         _ => Ok(()),
     }
 }
 
-/// The products' counts after settling `items`. A product that holds less
-/// than the order was read after a write that already moved this stock
-/// (the order itself was read before it): stale, not a fault.
+/// The products' counts after settling `items`, each recording why. A
+/// product that holds less than the order was read after a write that
+/// already moved this stock (the order itself was read before it): stale,
+/// not a fault.
 fn move_stock(
     books: &Books,
+    request: &SettleRequest,
     items: &[PricedItem],
     now: &str,
     how: Settle,
 ) -> Result<Vec<Record>, Refusal> {
+    let reason = match how {
+        Settle::Release if request.expire => Reason::Expire,
+        Settle::Release => Reason::Release,
+        Settle::Commit => Reason::Sell,
+    };
+    let part = Part::new(reason, Some(&request.order_id), request.actor.as_deref());
     items
         .iter()
         .map(|item| {
@@ -199,6 +217,9 @@ fn move_stock(
                 product.quantity += item.quantity;
             }
             product.updated_at = now.to_string();
+            let moved = item.quantity as i64;
+            let back = if how == Settle::Release { moved } else { 0 };
+            books.record_change(&mut product, part.clone().moved(back, -moved));
             Ok(Record::Product(product))
         })
         .collect()
@@ -239,6 +260,8 @@ mod tests {
         SettleRequest {
             order_id: "o1".into(),
             expected_revision,
+            expire: false,
+            actor: Some("tester".into()),
         }
     }
 
@@ -329,6 +352,7 @@ mod tests {
         ) else {
             panic!("accepted")
         };
-        assert_eq!(problem.kind, "/problems/concurrent-update");
+        assert_eq!(problem.kind, "/problems/precondition-failed");
+        assert_eq!(problem.status, 412);
     }
 }

@@ -133,6 +133,8 @@ async fn add_stock_adds_creates_and_sets_price() {
         "price",
         "createdAt",
         "updatedAt",
+        "lastChange",
+        "revision",
     ]
     .iter()
     .map(|s| s.to_string())

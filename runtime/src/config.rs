@@ -31,6 +31,9 @@ pub struct Config {
     pub gateway_addr: String,
     /// How long the gateway (and callers inside handlers) wait for a reply.
     pub request_timeout: Duration,
+    /// How long an order may stay PENDING (unpaid) before it expires
+    /// (`OMS_PENDING_TTL`, seconds; 0, the default: never).
+    pub pending_ttl: Option<Duration>,
     /// Byte limits that `oms-init` sets on the bucket's stream
     /// (`OMS_BUCKET_MAX_BYTES`, 1 GiB), `OMS_EVENTS` (`OMS_EVENTS_MAX_BYTES`,
     /// 1 GiB) and `OMS_LEDGER` (`OMS_LEDGER_MAX_BYTES`, 1 GiB).
@@ -112,6 +115,18 @@ impl Config {
             hold_ttl: env.seconds("OMS_HOLD_TTL", 60.0, DAY)?,
             gateway_addr,
             request_timeout: env.seconds("OMS_REQUEST_TIMEOUT", 5.0, 600.0)?,
+            pending_ttl: env
+                .parsed(
+                    "OMS_PENDING_TTL",
+                    "seconds (0 = never), at most 30 days",
+                    |text| {
+                        text.parse::<f64>()
+                            .ok()
+                            .filter(|s| s.is_finite() && (0.0..=30.0 * DAY).contains(s))
+                            .map(Duration::from_secs_f64)
+                    },
+                )?
+                .filter(|ttl| !ttl.is_zero()),
             bucket_max_bytes: bytes(env, "OMS_BUCKET_MAX_BYTES")?,
             events_max_bytes: bytes(env, "OMS_EVENTS_MAX_BYTES")?,
             ledger_max_bytes: bytes(env, "OMS_LEDGER_MAX_BYTES")?,
@@ -169,6 +184,7 @@ mod tests {
             ("OMS_REQUEST_TIMEOUT", "5s"),
             ("OMS_BUCKET_MAX_BYTES", "1GB"),
             ("OMS_MAX_DELIVER", "0"),
+            ("OMS_PENDING_TTL", "1h"),
         ] {
             let err = Config::read(&Env::table(&[(name, value)])).unwrap_err();
             assert_eq!((err.variable.as_str(), err.found.as_str()), (name, value));

@@ -7,6 +7,7 @@ pub mod config;
 pub mod connect;
 pub mod consumer;
 pub mod deadline;
+pub mod direct;
 pub mod drain;
 pub mod env;
 pub mod fault;
@@ -50,6 +51,9 @@ pub struct Ctx<S = ()> {
     pub principal: Option<Principal>,
     /// When the caller stops waiting, if it said (see [`deadline`]).
     pub deadline: Option<Deadline>,
+    /// The actor an operation that called this one acted for
+    /// (`Oms-Actor`, see [`Ctx::actor`]).
+    pub on_behalf_of: Option<String>,
 }
 
 impl<S> std::ops::Deref for Ctx<S> {
@@ -77,8 +81,21 @@ impl<S> Ctx<S> {
         }
     }
 
-    /// Headers that carry this request's identity to a downstream call,
-    /// and its deadline, a little earlier (the reply needs time too).
+    /// Who a change is recorded as made by: the principal the
+    /// gateway named, else the actor of the operation that called this one
+    /// (`Oms-Actor`), else this process's own NATS user.
+    pub fn actor(&self) -> Option<&str> {
+        self.principal
+            .as_ref()
+            .map(|p| p.sub.as_str())
+            .or(self.on_behalf_of.as_deref())
+            .or(self.app.config.nats_user.as_deref())
+    }
+
+    /// Headers that carry this request's identity to a downstream call:
+    /// its ids, its actor (not its principal: the callee's role checks are
+    /// for the caller it sees), and its deadline, a little earlier (the
+    /// reply needs time too).
     pub fn trace_headers(&self) -> async_nats::HeaderMap {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(service::REQUEST_ID, self.request_id.as_str());
@@ -88,6 +105,9 @@ impl<S> Ctx<S> {
         if let Some(deadline) = self.deadline {
             let value = deadline.for_call().header_value();
             headers.insert(deadline::DEADLINE_HEADER, value.as_str());
+        }
+        if let Some(actor) = self.actor() {
+            headers.insert(principal::ACTOR_HEADER, actor);
         }
         headers
     }

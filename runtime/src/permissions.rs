@@ -40,6 +40,20 @@ pub const JOBS: &[Job] = &[
     serves(&contract::INVENTORY_RELEASE.spec, STOCK),
     serves(&contract::INVENTORY_COMMIT.spec, STOCK),
     Job {
+        // `?at=`: the last revision as of a time, a direct get by request.
+        publishes: &["$JS.API.DIRECT.GET.KV_oms"],
+        ..serves(&contract::INVENTORY_GET.spec, &[])
+    },
+    Job {
+        publishes: &[
+            "$JS.API.STREAM.INFO.OMS_LEDGER",
+            "$JS.API.DIRECT.GET.OMS_LEDGER",
+            "$JS.API.DIRECT.GET.OMS_LEDGER.>",
+        ],
+        ..serves(&contract::INVENTORY_HISTORY.spec, &[])
+    },
+    serves(&contract::INVENTORY_ADJUST.spec, &["product"]),
+    Job {
         follows: true,
         ..serves(&contract::INVENTORY_LIST.spec, &[])
     },
@@ -73,6 +87,34 @@ pub const JOBS: &[Job] = &[
         ],
     },
     Job {
+        name: "inventory-ledger",
+        serves: None,
+        writes: &[],
+        calls: &[],
+        follows: true,
+        publishes: &[
+            "ledger.>",
+            "$JS.API.STREAM.INFO.OMS_LEDGER",
+            "$JS.API.STREAM.MSG.GET.OMS_LEDGER",
+        ],
+    },
+    Job {
+        // The auditor reads the bucket and the ledger, nothing else.
+        name: "oms-verify",
+        serves: None,
+        writes: &[],
+        calls: &[],
+        follows: true,
+        publishes: &[
+            "$JS.API.STREAM.INFO.OMS_LEDGER",
+            "$JS.API.CONSUMER.CREATE.OMS_LEDGER",
+            "$JS.API.CONSUMER.CREATE.OMS_LEDGER.>",
+            "$JS.API.CONSUMER.MSG.NEXT.OMS_LEDGER.>",
+            "$JS.API.CONSUMER.DELETE.OMS_LEDGER.>",
+            "$JS.API.CONSUMER.INFO.OMS_LEDGER.>",
+        ],
+    },
+    Job {
         name: "inventory-holds",
         serves: None,
         writes: &[],
@@ -86,6 +128,14 @@ pub const JOBS: &[Job] = &[
             "$JS.API.CONSUMER.MSG.NEXT.KV_oms.inventory-holds",
             "$JS.ACK.KV_oms.inventory-holds.>",
             "dlq.KV_oms.inventory-holds",
+            "dlq.KV_oms.orders-expiry",
+            // Unpaid orders (OMS_PENDING_TTL): a second durable consumer.
+            "$JS.API.CONSUMER.INFO.KV_oms.orders-expiry",
+            "$JS.API.CONSUMER.CREATE.KV_oms.orders-expiry",
+            "$JS.API.CONSUMER.CREATE.KV_oms.orders-expiry.>",
+            "$JS.API.CONSUMER.DURABLE.CREATE.KV_oms.orders-expiry",
+            "$JS.API.CONSUMER.MSG.NEXT.KV_oms.orders-expiry",
+            "$JS.ACK.KV_oms.orders-expiry.>",
         ],
     },
 ];
@@ -114,9 +164,15 @@ pub fn jobs() -> Vec<&'static Job> {
     JOBS.iter().chain(defaults).collect()
 }
 
-/// The binaries that serve no operation (consumers, derivations).
+/// Tools an operator runs now and then, not kept running.
+pub const TOOLS: &[&str] = &["oms-verify"];
+
+/// The binaries that serve no operation and run for ever (consumers,
+/// derivations).
 pub fn workers() -> impl Iterator<Item = &'static str> {
-    JOBS.iter().filter(|j| j.serves.is_none()).map(|j| j.name)
+    JOBS.iter()
+        .filter(|j| j.serves.is_none() && !TOOLS.contains(&j.name))
+        .map(|j| j.name)
 }
 
 /// The bootstrap user: creates and updates the bucket and the streams.

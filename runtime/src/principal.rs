@@ -8,6 +8,10 @@ use async_nats::HeaderMap;
 
 pub const PRINCIPAL_HEADER: &str = "Oms-Principal";
 pub const ROLES_HEADER: &str = "Oms-Roles";
+/// On whose behalf an operation calls another (see `Ctx::actor`): who the
+/// ledger names, never a role. The gateway drops it from clients like every
+/// `Oms-*` header.
+pub const ACTOR_HEADER: &str = "Oms-Actor";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

@@ -73,6 +73,12 @@ impl Problem {
         Problem::new(409, slug, "Conflict", detail)
     }
 
+    /// A stale `expectedRevision` / `If-Match`: the caller's view of the
+    /// resource is out of date; nothing changed.
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Problem::new(412, "precondition-failed", "Precondition failed", detail)
+    }
+
     pub fn unprocessable(slug: &str, detail: impl Into<String>) -> Self {
         Problem::new(422, slug, "Unprocessable request", detail)
     }

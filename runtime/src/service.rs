@@ -221,6 +221,7 @@ async fn handle<S, Req, Resp, F, Fut>(
         traceparent,
         principal: crate::Principal::from_headers(headers),
         deadline: deadline.clone().ok().flatten(),
+        on_behalf_of: header(crate::principal::ACTOR_HEADER).filter(|a| !a.is_empty()),
     };
     let result = async {
         // Work whose caller has stopped waiting is not started.

@@ -16,9 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// History per key: an order has at most four revisions, so none is purged
-/// before change-data-capture has read it.
-const HISTORY: i64 = 5;
+/// History per key: an order has at most four revisions, but a product has
+/// one per change of its counts, and each must reach its ledger entry
+/// before the bucket drops it. 64, the most a bucket keeps:
+/// the ledger deriver may fall that many revisions of one product behind
+/// (a restart under load) before an entry is lost — which `oms-verify`
+/// would then report. Keys with fewer revisions cost nothing more.
+const HISTORY: i64 = 64;
 /// Most entries [`Store::follow`] hands out at once.
 pub const CHUNK: usize = 500;
 /// Open atomic batches per process: with a dozen processes, well under the
@@ -291,7 +295,7 @@ impl Store {
         let mut start = Start::LastPerKey;
         let mut backoff = crate::backoff::Backoff::default();
         loop {
-            match self.changes(pattern, start).await {
+            match self.changes(&[pattern], start).await {
                 Ok((mut chunks, pending)) => {
                     signal_when(pending == 0);
                     while let Some(chunk) = chunks.next().await {
@@ -317,7 +321,8 @@ impl Store {
         }
     }
 
-    /// The entries of keys matching `pattern` from `start` on, in chunks of
+    /// The entries of keys matching any of `patterns` from `start` on, in
+    /// stream order, in chunks of
     /// what has arrived together, and how many the consumer had to deliver
     /// when it was created. An ordered pull consumer: a few hundred
     /// messages at a time, no acknowledgements, and nothing left on the
@@ -325,7 +330,7 @@ impl Store {
     /// backlog into the client's buffer.)
     pub async fn changes(
         &self,
-        pattern: &str,
+        patterns: &[&str],
         start: Start,
     ) -> Result<
         (
@@ -345,7 +350,10 @@ impl Store {
         let consumer = self
             .stream
             .create_consumer(OrderedConfig {
-                filter_subject: format!("{}{pattern}", self.subject_prefix),
+                filter_subjects: patterns
+                    .iter()
+                    .map(|p| format!("{}{p}", self.subject_prefix))
+                    .collect(),
                 deliver_policy,
                 ..Default::default()
             })

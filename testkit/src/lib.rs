@@ -284,6 +284,26 @@ impl Stack {
         );
     }
 
+    /// Runs `oms-verify` to its end (at most 90 s): its exit code and its
+    /// output (the report's lines, and its log lines).
+    pub async fn verify(&self) -> (i32, String) {
+        let mut env = self.server.env_for("oms-verify");
+        env.extend(self.env.iter().cloned());
+        let mut verify = Proc::start("oms-verify", &env);
+        verify.may_exit();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        while verify.exit_status().is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "oms-verify did not finish\n{}",
+                verify.report()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let code = verify.exit_status().and_then(|s| s.code()).unwrap_or(-1);
+        (code, verify.log())
+    }
+
     /// Starts one more instance of a binary; returns its index in `procs`.
     /// `env` comes last, so it may override where NATS is.
     pub fn spawn(&mut self, binary: &str) -> usize {
@@ -389,18 +409,29 @@ impl Stack {
         out
     }
 
-    /// Every event in `OMS_EVENTS`, read once the event derivation has
-    /// reached the last order revision in the bucket: no order write is
-    /// left that could still add one, so a count is exact, not "at least".
+    /// Every order event in `OMS_EVENTS` (`events.orders.*`), read once the
+    /// event derivation has reached the last order revision in the bucket:
+    /// no order write is left that could still add one, so a count is
+    /// exact, not "at least".
     pub async fn quiet_events(&self) -> Vec<(String, String, Value)> {
+        self.events_to_last_order()
+            .await
+            .into_iter()
+            .filter(|e| e.0.starts_with("events.orders."))
+            .collect()
+    }
+
+    /// Every event in `OMS_EVENTS` (stock-level events too), read once the
+    /// derivation has reached the last order revision: product revisions
+    /// stored before it have been derived (make an order the last write).
+    pub async fn events_to_last_order(&self) -> Vec<(String, String, Value)> {
         let js = async_nats::jetstream::new(self.client.clone());
         let bucket = js.get_stream("KV_oms").await.expect("the bucket");
         let last_order = bucket
             .get_last_raw_message_by_subject("$KV.oms.order.>")
             .await
             .expect("an order revision")
-            .sequence
-            .to_string();
+            .sequence;
         eventually(20, "events caught up with the last order", || async {
             let Ok(events) = js.get_stream("OMS_EVENTS").await else {
                 return false;
@@ -408,10 +439,43 @@ impl Stack {
             let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
                 return false;
             };
-            last.headers.get("Oms-Revision").map(|v| v.as_str()) == Some(last_order.as_str())
+            // Revisions are derived in order; a stock event may come after.
+            last.headers
+                .get("Oms-Revision")
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                >= Some(last_order)
         })
         .await;
         self.stream_messages("OMS_EVENTS").await
+    }
+
+    /// Every entry of `OMS_LEDGER` (its JSON bodies, in order), read once the
+    /// ledger derivation has reached the last product revision in the
+    /// bucket: no product write is left that could still add one.
+    pub async fn quiet_ledger(&self) -> Vec<Value> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let bucket = js.get_stream("KV_oms").await.expect("the bucket");
+        let last_product = bucket
+            .get_last_raw_message_by_subject("$KV.oms.product.>")
+            .await
+            .expect("a product revision")
+            .sequence
+            .to_string();
+        eventually(20, "the ledger caught up with the last product", || async {
+            let Ok(ledger) = js.get_stream("OMS_LEDGER").await else {
+                return false;
+            };
+            let Ok(last) = ledger.get_last_raw_message_by_subject("ledger.>").await else {
+                return false;
+            };
+            last.headers.get("Oms-Revision").map(|v| v.as_str()) == Some(last_product.as_str())
+        })
+        .await;
+        self.stream_messages("OMS_LEDGER")
+            .await
+            .into_iter()
+            .map(|(_, _, body)| body)
+            .collect()
     }
 
     /// Every message stored in `stream` (none while it does not exist yet),

@@ -2,8 +2,10 @@
 //! and sets its price. With a `requestId`, a retry is applied once: the
 //! product change and the request's record are written in one atomic batch.
 //! A request id is its principal's (`Oms-Principal`), as idempotency keys are.
+//! The product records the change (reason `add-stock`, `ref` the
+//! `requestId`, the actor) for its ledger entry.
 
-use oms_handlers::contract::{self, AddStock, Product};
+use oms_handlers::contract::{self, AddStock, Part, Product, Reason};
 use oms_handlers::model::{product_key, stock_request_key};
 use oms_handlers::{run, Ctx, Problem, Write};
 use oms_runtime::time;
@@ -30,17 +32,19 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
     let Some(request_id) = &req.request_id else {
         let product = ctx
             .store
-            .modify(&key, |current| added(current, &req))
+            .modify(&key, |current| added(current, &req, ctx.actor()))
             .await?;
-        return Ok(product.value);
+        return Ok(product.value.at(product.revision));
     };
     let principal = ctx.principal.as_ref().map(|p| p.sub.as_str());
     let record_key = stock_request_key(principal, request_id);
     loop {
         let seen = ctx.store.read::<Applied>(&record_key).await?;
+        let seen_revision = seen.revision;
         if let Some(seen) = seen.value {
             return if seen.request == req {
-                Ok(seen.product)
+                // Written in one batch right after the product's revision.
+                Ok(seen.product.at(seen_revision - 1))
             } else {
                 Err(Problem::unprocessable(
                     "request-id-reused",
@@ -49,7 +53,7 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
             };
         }
         let current = ctx.store.read::<Product>(&key).await?;
-        let product = added(current.value, &req)?;
+        let product = added(current.value, &req, ctx.actor())?;
         let record = Applied {
             request: req.clone(),
             product: product.clone(),
@@ -61,7 +65,8 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
             .apply(&[Write::json(&key, &product, current.revision), remember])
             .await
         {
-            Ok(_) => return Ok(product),
+            // The record is the batch's second message, the product its first.
+            Ok(last) => return Ok(product.at(last - 1)),
             // Someone changed the product, or the same request won first: look again.
             Err(oms_runtime::StoreError::Conflict) => continue,
             Err(err) => return Err(err.into()),
@@ -73,9 +78,15 @@ async fn add_stock(ctx: Ctx, req: AddStock) -> Result<Product, Problem> {
 /// integer a JSON number carries exactly.
 const MAX_UNITS: u64 = 1 << 53;
 
-fn added(current: Option<Product>, req: &AddStock) -> Result<Product, Problem> {
+fn added(
+    current: Option<Product>,
+    req: &AddStock,
+    actor: Option<&str>,
+) -> Result<Product, Problem> {
     let now = time::now();
-    Ok(match current {
+    let part =
+        Part::new(Reason::AddStock, req.request_id.as_deref(), actor).moved(req.quantity as i64, 0);
+    let mut product = match current {
         Some(product) => {
             let quantity = product.quantity + req.quantity;
             if quantity + product.reserved > MAX_UNITS {
@@ -98,8 +109,13 @@ fn added(current: Option<Product>, req: &AddStock) -> Result<Product, Problem> {
             price: req.price,
             created_at: now.clone(),
             updated_at: now,
+            low_stock_threshold: None,
+            last_change: None,
+            revision: None,
         },
-    })
+    };
+    product.record(part, true);
+    Ok(product)
 }
 
 #[cfg(test)]
@@ -118,16 +134,18 @@ mod tests {
 
     #[test]
     fn adds_up_to_the_exact_limit_and_refuses_past_it() {
-        let first = added(None, &request(1_000)).unwrap();
+        let first = added(None, &request(1_000), None).unwrap();
         assert_eq!((first.quantity, first.reserved), (1_000, 0));
         let mut full = first.clone();
         full.quantity = MAX_UNITS - 1_000;
         full.reserved = 999;
         assert_eq!(
-            added(Some(full.clone()), &request(1)).unwrap().quantity,
+            added(Some(full.clone()), &request(1), None)
+                .unwrap()
+                .quantity,
             MAX_UNITS - 999
         );
-        let refused = added(Some(full), &request(2)).unwrap_err();
+        let refused = added(Some(full), &request(2), None).unwrap_err();
         assert_eq!(
             (refused.status, refused.kind.as_str()),
             (409, "/problems/stock-limit")

@@ -21,6 +21,7 @@
 
 use oms_handlers::contract::money::MAX_CENTS;
 use oms_handlers::contract::{self, Cents, Item, Order, PricedItem, Reservation};
+use oms_handlers::contract::{Part, Reason};
 use oms_handlers::contract::{ReservationState, Reserve, Shortage, Status};
 use oms_handlers::group::{Books, Decision, Group, Key, Read, Record};
 use oms_handlers::model::{check_distinct, total};
@@ -37,9 +38,13 @@ fn main() {
     run_with(&contract::INVENTORY_RESERVE, group, reserve)
 }
 
-async fn reserve(ctx: Ctx<Arc<Reservations>>, request: Reserve) -> Result<Reservation, Problem> {
+async fn reserve(
+    ctx: Ctx<Arc<Reservations>>,
+    mut request: Reserve,
+) -> Result<Reservation, Problem> {
     ctx.staff_only()?;
     check_distinct(&request.items)?;
+    request.actor = ctx.actor().map(String::from);
     ctx.state.submit(request, ctx.deadline).await
 }
 
@@ -80,6 +85,9 @@ fn decide(books: &Books, request: &Reserve, now: &str) -> Decision<Reservation> 
         product.quantity -= item.quantity;
         product.reserved += item.quantity;
         product.updated_at = now.to_string();
+        let moved = item.quantity as i64;
+        let part = Part::new(Reason::Reserve, Some(id), request.actor.as_deref());
+        books.record_change(&mut product, part.moved(-moved, moved));
         items.push(PricedItem {
             product_id: item.product_id.clone(),
             quantity: item.quantity,
@@ -101,6 +109,7 @@ fn decide(books: &Books, request: &Reserve, now: &str) -> Decision<Reservation> 
                 total_amount,
                 created_at: now.to_string(),
                 updated_at: now.to_string(),
+                revision: None,
             };
             changes.push(Record::Order(order.clone()));
             Reservation::of_order(&order)
@@ -213,6 +222,7 @@ mod tests {
             order_id: id.into(),
             items: items.iter().map(|(p, q)| Item::new(*p, *q)).collect(),
             customer_id: customer.map(String::from),
+            actor: Some("tester".into()),
         }
     }
 

@@ -1,30 +1,26 @@
-//! `oms-init`: the bootstrap step. Creates the bucket, the event stream
-//! and the dead-letter stream, or brings their settings up to date (byte
+//! `oms-init`: the bootstrap step. Creates the bucket, the event stream,
+//! the ledger and the dead-letter stream, or brings their settings up to date (byte
 //! limits included), then exits 0. It connects as the one NATS user allowed
 //! to manage streams; every other binary waits, retrying, until the bucket
 //! it opens exists.
 
 use async_nats::jetstream::{self, stream::DiscardPolicy};
-use oms_handlers::events;
+use oms_handlers::{events, ledger};
 use oms_runtime::consumer::ensure_dlq_stream;
 use oms_runtime::store::limit_stream;
 use oms_runtime::{connect, Config, Store};
 use std::time::{Duration, Instant};
 
-/// The inventory ledger's stream.
-const LEDGER_STREAM: &str = "OMS_LEDGER";
-
-/// Sets `OMS_LEDGER_MAX_BYTES` on the ledger stream once it exists (it is
-/// made with the ledger): discard new, because replaying the ledger must
+/// Sets `OMS_LEDGER_MAX_BYTES` on the ledger stream: discard new, because replaying the ledger must
 /// give today's counts, so no entry may be dropped to make room; at the
 /// limit its derivation waits until there is room again.
 async fn limit_ledger(js: &jetstream::Context, config: &Config) -> Result<(), String> {
-    if js.get_stream(LEDGER_STREAM).await.is_err() {
+    if js.get_stream(ledger::STREAM).await.is_err() {
         return Ok(());
     }
     limit_stream(
         js,
-        LEDGER_STREAM,
+        ledger::STREAM,
         config.ledger_max_bytes,
         DiscardPolicy::New,
     )
@@ -53,6 +49,9 @@ fn main() {
                 ensure_dlq_stream(&js, config.replicas)
                     .await
                     .map_err(|e| format!("OMS_DLQ not ready: {e}"))?;
+                ledger::ensure_stream(&js, config.replicas, config.ledger_max_bytes)
+                    .await
+                    .map_err(|e| format!("{} not ready: {e}", ledger::STREAM))?;
                 limit_ledger(&js, &config).await
             };
             match done.await {

@@ -26,7 +26,7 @@ async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
             let id = keyed_order_id(scope, key);
             // A retry usually finds its order: answer it without a reserve.
             if let Some(order) = ctx.store.get::<Order>(&order_key(&id)).await? {
-                return same_request(order.value, &req);
+                return same_request(order.value.at(order.revision), &req);
             }
             id
         }
@@ -36,6 +36,8 @@ async fn create(ctx: Ctx, mut req: Create) -> Result<Order, Problem> {
         order_id: order_id.clone(),
         items: req.items.clone(),
         customer_id: Some(customer_id),
+        // inventory.reserve names the actor this request carries.
+        actor: None,
     };
     let reserved: Reservation = ctx
         .call(&contract::INVENTORY_RESERVE, &reserve)

@@ -13,7 +13,7 @@ async fn get(ctx: Ctx, req: GetOrder) -> Result<Order, Problem> {
         // A customer sees its own orders; another's is "not found", so
         // their existence does not leak.
         Some(order) if ctx.customer().is_none_or(|c| c == order.value.customer_id) => {
-            Ok(order.value)
+            Ok(order.value.at(order.revision))
         }
         _ => Err(Problem::not_found(format!("order {} not found", req.id))),
     }

@@ -1,7 +1,8 @@
 //! The crash storm shared by `crash_storm.rs` (one nats-server, restarted)
 //! and `cluster.rs` (three nodes, the bucket's leader killed): orders keep
 //! flowing while handler instances are SIGKILLed every two seconds; then no
-//! stock, order or event is lost or doubled.
+//! stock, order, event or ledger entry is lost or doubled, and `oms-verify`
+//! finds the books balanced.
 
 use async_nats::jetstream;
 use futures::StreamExt;
@@ -16,7 +17,8 @@ use testkit::{eventually, try_request, Stack};
 const PRODUCTS: usize = 5;
 const STOCK: u64 = 400;
 /// Every process that writes state or derives events.
-const VICTIMS: [&str; 7] = [
+const VICTIMS: [&str; 8] = [
+    "inventory-ledger",
     "orders-create",
     "inventory-reserve",
     "inventory-release",
@@ -109,6 +111,9 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
     stack.spawn("orders-events");
     stack.spawn("orders-events");
     stack.spawn("inventory-holds");
+    // Two ledger derivers, racing for their chain too.
+    stack.spawn("inventory-ledger");
+    stack.spawn("inventory-ledger");
     for p in 0..PRODUCTS {
         let reply = stack
             .request(
@@ -287,21 +292,52 @@ pub async fn run(mut stack: Stack, length: Duration, disruption: Disruption) {
         let Ok(last) = events.get_last_raw_message_by_subject("events.>").await else {
             return false;
         };
+        // In order: a later product revision's stock event may follow.
         last.headers
             .get("Oms-Revision")
-            .map(|v| v.as_str().to_string())
-            == Some(last_revision.to_string())
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            >= Some(last_revision)
     })
     .await;
-    let ids = stack
-        .stream_messages("OMS_EVENTS")
-        .await
+    let all_events = stack.stream_messages("OMS_EVENTS").await;
+    let stock: Vec<_> = all_events
+        .iter()
+        .filter(|e| e.0.starts_with("events.inventory."))
+        .map(|e| e.1.clone())
+        .collect();
+    let stock_ids: HashSet<_> = stock.iter().collect();
+    assert_eq!(
+        stock_ids.len(),
+        stock.len(),
+        "a stock event was stored twice"
+    );
+    let ids = all_events
         .into_iter()
+        .filter(|e| e.0.starts_with("events.orders."))
         .map(|e| e.1)
         .collect::<Vec<_>>();
     let unique: HashSet<_> = ids.iter().cloned().collect();
     assert_eq!(unique.len(), ids.len(), "an event was stored twice");
     assert_eq!(unique, expected, "events match the order history exactly");
+
+    // The ledger: one entry per product revision, and the audit passes
+    // (every count is its entries' sum, reserved is the open orders').
+    let entries = stack.quiet_ledger().await;
+    let ids: HashSet<String> = entries
+        .iter()
+        .map(|e| format!("{}:{}", e["productId"].as_str().unwrap(), e["revision"]))
+        .collect();
+    assert_eq!(ids.len(), entries.len(), "a ledger entry was stored twice");
+    let (code, report) = stack.verify().await;
+    assert_eq!(code, 0, "oms-verify after the storm:\n{report}");
+    eprintln!(
+        "storm: {} ledger entries; {}",
+        entries.len(),
+        report
+            .lines()
+            .find(|l| l.starts_with("oms-verify:"))
+            .unwrap_or_default()
+    );
 }
 
 /// The invariants (README, crash safety) over the whole bucket, or what breaks them.
