@@ -109,8 +109,43 @@ fn cases() -> Vec<Case> {
         case("inventory.get", json!({"productId": "C-1"}), 200),
         case("inventory.get", json!({"productId": "NOPE"}), 404),
         case("inventory.get", json!({"productId": "bad id"}), 400),
+        case(
+            "inventory.get",
+            json!({"productId": "C-1", "at": "2000-01-01T00:00:00Z"}),
+            404,
+        ),
         case("inventory.list", json!({"limit": 1}), 200),
         case("inventory.list", json!({"limit": 0}), 400),
+        case(
+            "inventory.adjust",
+            json!({"productId": "C-1", "delta": -1, "reason": "damaged", "note": "dropped"}),
+            200,
+        ),
+        case(
+            "inventory.adjust",
+            json!({"productId": "C-1", "quantity": 1, "delta": 1, "reason": "count"}),
+            400,
+        ),
+        case(
+            "inventory.adjust",
+            json!({"productId": "NOPE", "delta": 1, "reason": "count"}),
+            404,
+        ),
+        case(
+            "inventory.adjust",
+            json!({"productId": "C-1", "delta": -100_000_000, "reason": "lost"}),
+            409,
+        ),
+        case(
+            "inventory.history",
+            json!({"productId": "C-1", "limit": 2}),
+            200,
+        ),
+        case(
+            "inventory.history",
+            json!({"productId": "C-1", "limit": 0}),
+            400,
+        ),
         case(
             "orders.create",
             json!({"customerId": "c-1", "items": item("C-1", 1)}),
@@ -143,6 +178,11 @@ fn cases() -> Vec<Case> {
         ),
         case("orders.get", json!({"id": "$order"}), 200),
         case("orders.get", json!({"id": "no-such"}), 404),
+        case(
+            "orders.update-status",
+            json!({"id": "$order", "status": "CONFIRMED", "expectedRevision": 1}),
+            412,
+        ),
         case(
             "orders.update-status",
             json!({"id": "$order", "status": "CONFIRMED"}),

@@ -89,19 +89,21 @@ async fn expire_after(app: &Arc<App>, durable: &str, keys: &str, ttl: Duration) 
 }
 
 /// The id to release if this value still holds stock: a HELD hold, or a
-/// PENDING order (its creation); an error for a value that is neither.
+/// PENDING order (its creation); an error for a value that is not what
+/// its key says.
 fn holding(message: &Message) -> Result<Option<String>, String> {
     if message.payload.is_empty() {
         return Ok(None); // a delete marker: nothing held
     }
-    if let Ok(hold) = serde_json::from_slice::<Reservation>(&message.payload) {
+    if message.subject.contains(".reservation.") {
+        let hold = serde_json::from_slice::<Reservation>(&message.payload)
+            .map_err(|err| format!("not a hold: {err}"))?;
         return Ok((hold.state == ReservationState::Held).then_some(hold.order_id));
     }
-    match serde_json::from_slice::<Order>(&message.payload) {
-        // An order that is no longer PENDING holds nothing to expire.
-        Ok(order) => Ok((order.status == Status::Pending).then_some(order.id)),
-        Err(err) => Err(format!("neither a hold nor an order: {err}")),
-    }
+    let order = serde_json::from_slice::<Order>(&message.payload)
+        .map_err(|err| format!("not an order: {err}"))?;
+    // An order that is no longer PENDING holds nothing to expire.
+    Ok((order.status == Status::Pending).then_some(order.id))
 }
 
 async fn check(app: &Arc<App>, message: &Message, ttl: Duration) -> Ack {
