@@ -198,3 +198,22 @@ async fn tail(js: &jetstream::Context, name: &str) -> Result<(u64, Option<u64>),
     }
     Ok((state.last_sequence, None))
 }
+
+/// The settings every derived stream shares: file storage, and a
+/// duplicate window that drops a message derived twice by racing derivers.
+pub fn stream_config(
+    name: &str,
+    subjects: &str,
+    replicas: usize,
+    max_bytes: i64,
+) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![subjects.into()],
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: std::time::Duration::from_secs(120),
+        num_replicas: replicas,
+        max_bytes,
+        ..Default::default()
+    }
+}

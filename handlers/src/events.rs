@@ -8,7 +8,6 @@
 use async_nats::jetstream::{self, stream};
 use oms_contract::{Cents, Order, PricedItem, Product, Reason, Status};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 pub const STREAM: &str = "OMS_EVENTS";
 pub const CREATED: &str = "events.orders.created";
@@ -160,14 +159,8 @@ pub async fn ensure_stream(
     max_bytes: i64,
 ) -> Result<(), async_nats::Error> {
     js.get_or_create_stream(stream::Config {
-        name: STREAM.into(),
-        subjects: vec!["events.>".into()],
-        storage: stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        num_replicas: replicas,
-        max_bytes,
         discard: stream::DiscardPolicy::Old,
-        ..Default::default()
+        ..crate::derive::stream_config(STREAM, "events.>", replicas, max_bytes)
     })
     .await?;
     oms_runtime::store::limit_stream(js, STREAM, max_bytes, stream::DiscardPolicy::Old).await?;

@@ -14,7 +14,6 @@
 
 use async_nats::jetstream::{self, kv, stream};
 use oms_contract::Product;
-use std::time::Duration;
 
 pub const STREAM: &str = "OMS_LEDGER";
 
@@ -49,15 +48,9 @@ pub async fn ensure_stream(
     max_bytes: i64,
 ) -> Result<(), async_nats::Error> {
     js.get_or_create_stream(stream::Config {
-        name: STREAM.into(),
-        subjects: vec!["ledger.>".into()],
-        storage: stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        num_replicas: replicas,
-        max_bytes,
         // History pages read entries by subject and sequence (direct gets).
         allow_direct: true,
-        ..Default::default()
+        ..crate::derive::stream_config(STREAM, "ledger.>", replicas, max_bytes)
     })
     .await?;
     Ok(())

@@ -134,11 +134,7 @@ mod tests {
             quantity: 10,
             reserved: 0,
             price: Cents(1),
-            created_at: String::new(),
-            updated_at: String::new(),
-            low_stock_threshold: None,
-            last_change: None,
-            revision: None,
+            ..Default::default()
         };
         let reserve = |order: &str, n: i64| {
             Part::new(Reason::Reserve, Some(order), Some("alice")).moved(-n, n)

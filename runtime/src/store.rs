@@ -196,16 +196,7 @@ impl Store {
                     .map_err(|_| format!("cannot create bucket {bucket}: {err}"))?;
             }
         }
-        let mut stream = js
-            .get_stream(format!("KV_{bucket}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let current = stream
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .config
-            .clone();
+        let current = stream_config(js, &format!("KV_{bucket}")).await?;
         let mut wanted = current.clone();
         wanted.allow_atomic_publish = true;
         wanted.allow_message_ttl = true;
@@ -234,16 +225,11 @@ impl Store {
         let bucket = config.bucket.clone();
         let missing = |e| format!("bucket {bucket} is not there yet (oms-init creates it): {e}");
         let kv = js.get_key_value(&bucket).await.map_err(missing)?;
-        let mut stream = js
+        let stream = js
             .get_stream(format!("KV_{bucket}"))
             .await
             .map_err(|e| e.to_string())?;
-        let settings = stream
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .config
-            .clone();
+        let settings = stream_config(&js, &format!("KV_{bucket}")).await?;
         if !settings.allow_atomic_publish || !settings.allow_message_ttl {
             return Err(format!(
                 "bucket {bucket} lacks atomic batches or message TTLs: run oms-init"
@@ -589,4 +575,14 @@ fn operation_of(headers: Option<&HeaderMap>) -> kv::Operation {
         (_, Some(_)) => kv::Operation::Purge, // MaxAge, Purge
         _ => kv::Operation::Put,
     }
+}
+
+/// A stream's settings as the server has them now.
+async fn stream_config(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::stream::Config, String> {
+    let mut stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+    let info = stream.info().await.map_err(|e| e.to_string())?;
+    Ok(info.config.clone())
 }

@@ -134,11 +134,7 @@ mod tests {
             quantity,
             reserved,
             price: Cents(1),
-            created_at: String::new(),
-            updated_at: String::new(),
-            low_stock_threshold: None,
-            last_change: None,
-            revision: None,
+            ..Default::default()
         }
     }
 
