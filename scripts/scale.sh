@@ -2,8 +2,9 @@
 # Starts N more instances of one binary against the stack of `just up`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+bin_dir=$("$root"/scripts/bin-dir.sh)
 bin=$1; n=${2:-1}
-[ -x "$root/target/release/$bin" ] || { echo "no binary $bin (try: $(scripts/binaries.sh | tr '\n' ' '))"; exit 1; }
+[ -x "$root/$bin_dir/$bin" ] || { echo "no binary $bin (try: $(scripts/binaries.sh | tr '\n' ' '))"; exit 1; }
 . "$root/scripts/secrets.sh"
 # Started with `just up --tls`: the same client certificates (yours when set).
 if [ -f "$root/.run/tls.env" ]; then . "$root/.run/tls.env"; fi
@@ -13,7 +14,7 @@ if [ "$bin" = gateway ] && [ -z "${OMS_JWT_PUBLIC_KEYS:-}" ] && [ "${OMS_AUTH:-}
 fi
 mkdir -p "$root/.run/logs"
 for i in $(seq "$n"); do
-  as_own_user "$bin" "$root/target/release/$bin" >> "$root/.run/logs/$bin.$i.log" 2>&1 &
+  as_own_user "$bin" "$root/$bin_dir/$bin" >> "$root/.run/logs/$bin.$i.log" 2>&1 &
   echo $! >> "$root/.run/pids"
   echo "started $bin (pid $!)"
 done

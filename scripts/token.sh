@@ -13,5 +13,5 @@ OMS_JWT_SECRET=$(scripts/jwt-secret.sh)
 export OMS_JWT_SECRET
 # Quiet and a no-op when the binaries are current; an old gateway binary
 # would not know the `token` command.
-cargo build -q --release --workspace --bins
-exec target/release/gateway token "$@"
+cargo build -q --profile "${OMS_PROFILE:-dev}" -p oms-handlers -p gateway --bins
+exec "$(scripts/bin-dir.sh)"/gateway token "$@"

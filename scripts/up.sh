@@ -25,6 +25,7 @@ for arg in "$@"; do
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+bin_dir=$(scripts/bin-dir.sh)
 tools=$(scripts/install-tools.sh)
 [ -n "$tools" ] && export PATH="$tools:$PATH"
 mkdir -p .run/logs
@@ -99,10 +100,10 @@ else
 fi
 
 # The bucket and the streams, made by the one user allowed to.
-(as_own_user oms-init target/release/oms-init) > .run/logs/oms-init.log 2>&1 ||
+(as_own_user oms-init "$bin_dir"/oms-init) > .run/logs/oms-init.log 2>&1 ||
   { echo "oms-init failed; see .run/logs/oms-init.log" >&2; exit 1; }
 for bin in $(scripts/binaries.sh); do
-  as_own_user "$bin" target/release/"$bin" > ".run/logs/$bin.log" 2>&1 &
+  as_own_user "$bin" "$bin_dir/$bin" > ".run/logs/$bin.log" 2>&1 &
   echo $! >> .run/pids
 done
 gateway=${GATEWAY_ADDR:-127.0.0.1:8080}

@@ -8,4 +8,4 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/secrets.sh
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
-(as_own_user oms-verify target/release/oms-verify)
+(as_own_user oms-verify "$(scripts/bin-dir.sh)"/oms-verify)
