@@ -39,21 +39,9 @@ pub struct Who<'a> {
     pub grant: Grant<'a>,
 }
 
+/// The operation's answer to this HTTP request, or the problem that
+/// stopped it (the caller answers it).
 pub async fn forward(
-    gateway: &Gateway,
-    endpoint: &Endpoint,
-    params: Params<'_>,
-    request: Request<Incoming>,
-    trace: Trace<'_>,
-    who: Who<'_>,
-) -> Response<Body> {
-    match try_forward(gateway, endpoint, params, request, trace, who).await {
-        Ok(response) => response,
-        Err(problem) => respond::problem(&problem),
-    }
-}
-
-async fn try_forward(
     gateway: &Gateway,
     endpoint: &Endpoint,
     params: Params<'_>,

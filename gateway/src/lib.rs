@@ -167,7 +167,9 @@ impl Gateway {
                     caller: &caller,
                     grant,
                 };
-                forward::forward(self, endpoint, params, request, trace, who).await
+                forward::forward(self, endpoint, params, request, trace, who)
+                    .await
+                    .unwrap_or_else(|problem| respond::problem(&problem))
             }
             Target::Health => health::healthz(),
             Target::Ready => health::readyz(self).await,

@@ -5,7 +5,7 @@
 //! after storing an order cannot lose its event. `Nats-Msg-Id =
 //! <orderId>:<revision>` makes a re-derived event a duplicate the stream drops.
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::stream;
 use oms_contract::{Cents, Order, PricedItem, Product, Reason, Status};
 use serde::{Deserialize, Serialize};
 
@@ -146,25 +146,18 @@ impl StockEvent {
     }
 }
 
-/// Creates `OMS_EVENTS` if missing and sets its byte limit
-/// (`OMS_EVENTS_MAX_BYTES`); safe from any number of processes.
+/// `OMS_EVENTS` as `oms-init` creates it (or brings it up to date), its
+/// byte limit `OMS_EVENTS_MAX_BYTES`.
 ///
 /// At the limit the oldest events go (discard old): the stream is a
 /// bounded history for late subscribers, and deriving never stops because
 /// it is full. A durable subscriber that falls further behind than the
 /// limit misses the events dropped meanwhile.
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    replicas: usize,
-    max_bytes: i64,
-) -> Result<(), async_nats::Error> {
-    js.get_or_create_stream(stream::Config {
+pub fn stream_config(replicas: usize, max_bytes: i64) -> stream::Config {
+    stream::Config {
         discard: stream::DiscardPolicy::Old,
         ..crate::derive::stream_config(STREAM, "events.>", replicas, max_bytes)
-    })
-    .await?;
-    oms_runtime::store::limit_stream(js, STREAM, max_bytes, stream::DiscardPolicy::Old).await?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! stands out as `unrecorded`, or as a repeated `seq`, instead of being
 //! explained away as a difference.
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{kv, stream};
 use oms_contract::Product;
 
 pub const STREAM: &str = "OMS_LEDGER";
@@ -39,21 +39,15 @@ pub fn entry_of(entry: &kv::Entry) -> Result<Option<Entry>, String> {
         .map_err(|err| format!("not a product: {err}"))
 }
 
-/// Creates `OMS_LEDGER` if missing (`oms-init`); safe from any number of
-/// processes. `oms-init` then sets its byte limit, refusing new entries at
-/// it (a ledger that dropped old entries could not be replayed).
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    replicas: usize,
-    max_bytes: i64,
-) -> Result<(), async_nats::Error> {
-    js.get_or_create_stream(stream::Config {
+/// `OMS_LEDGER` as `oms-init` creates it; `oms-init` then sets its byte
+/// limit, refusing new entries at it (a ledger that dropped old entries
+/// could not be replayed).
+pub fn stream_config(replicas: usize, max_bytes: i64) -> stream::Config {
+    stream::Config {
         // History pages read entries by subject and sequence (direct gets).
         allow_direct: true,
         ..crate::derive::stream_config(STREAM, "ledger.>", replicas, max_bytes)
-    })
-    .await?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,15 @@ async fn limit_ledger(js: &jetstream::Context, config: &Config) -> Result<(), St
     .await
 }
 
+/// Creates a stream if missing; safe from any number of processes.
+async fn ensure(js: &jetstream::Context, config: jetstream::stream::Config) -> Result<(), String> {
+    let name = config.name.clone();
+    js.get_or_create_stream(config)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{name} not ready: {e}"))
+}
+
 /// A cluster elects its JetStream leader in the first seconds: keep trying.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
@@ -43,15 +52,23 @@ fn main() {
         loop {
             let done = async {
                 Store::bootstrap(&js, &config).await?;
-                events::ensure_stream(&js, config.replicas, config.events_max_bytes)
-                    .await
-                    .map_err(|e| format!("{} not ready: {e}", events::STREAM))?;
+                let events = events::stream_config(config.replicas, config.events_max_bytes);
+                ensure(&js, events).await?;
+                limit_stream(
+                    &js,
+                    events::STREAM,
+                    config.events_max_bytes,
+                    DiscardPolicy::Old,
+                )
+                .await?;
                 ensure_dlq_stream(&js, config.replicas)
                     .await
                     .map_err(|e| format!("OMS_DLQ not ready: {e}"))?;
-                ledger::ensure_stream(&js, config.replicas, config.ledger_max_bytes)
-                    .await
-                    .map_err(|e| format!("{} not ready: {e}", ledger::STREAM))?;
+                ensure(
+                    &js,
+                    ledger::stream_config(config.replicas, config.ledger_max_bytes),
+                )
+                .await?;
                 limit_ledger(&js, &config).await
             };
             match done.await {
